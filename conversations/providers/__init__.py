@@ -1,0 +1,1 @@
+"""Upstream LLM wire protocols: a registry of protocol modules by name."""
