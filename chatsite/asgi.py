@@ -1,0 +1,45 @@
+"""ASGI entry point: HTTP to Django (and the demo upstream), websockets to the chat consumer."""
+
+from __future__ import annotations
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+django_http = get_asgi_application()
+
+# Imported after Django is set up: these load models.
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from conversations.demo_upstream import make_app  # noqa: E402
+from conversations.routing import websocket_urlpatterns  # noqa: E402
+
+
+DEMO_PREFIX = "/demo-upstream"
+
+
+def with_demo_upstream(app):  # type: ignore[no-untyped-def]
+    """Serve the offline demo upstream beside Django, so `make run` needs no network."""
+    demo = make_app(token_delay=settings.DEMO_TOKEN_DELAY, prefix=DEMO_PREFIX)
+
+    async def route(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http" and scope["path"].startswith(DEMO_PREFIX + "/"):
+            await demo(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return route
+
+
+application = ProtocolTypeRouter(
+    {
+        "http": with_demo_upstream(django_http) if settings.DEMO_UPSTREAM_ENABLED else django_http,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)

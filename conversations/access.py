@@ -1,0 +1,47 @@
+"""The one way to reach a conversation, a message or a model on behalf of a user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from conversations.models import ChatModel, Conversation, Message
+
+
+def conversations_of(user: Any) -> QuerySet[Conversation]:
+    if not getattr(user, "is_authenticated", False):
+        return Conversation.objects.none()
+    return Conversation.objects.filter(owner=user)
+
+
+def get_conversation(user: Any, pk: int) -> Conversation:
+    """The user's own conversation, or 404: another user's looks exactly like a missing one."""
+    conversation = conversations_of(user).select_related("model").filter(pk=pk).first()
+    if conversation is None:
+        raise Http404("No such conversation")
+    return conversation
+
+
+async def aget_conversation(user: Any, pk: int) -> Conversation | None:
+    return await conversations_of(user).select_related("model").filter(pk=pk).afirst()
+
+
+async def aget_message(user: Any, conversation: Conversation, pk: int) -> Message | None:
+    if conversation.owner_id != getattr(user, "pk", None):
+        return None
+    return await Message.objects.filter(conversation=conversation, pk=pk).afirst()
+
+
+def models_for(user: Any) -> QuerySet[ChatModel]:
+    """Models this user may pick (group restrictions plug in here)."""
+    if not getattr(user, "is_authenticated", False):
+        return ChatModel.objects.none()
+    return ChatModel.objects.usable()
+
+
+async def aget_model(user: Any, pk: int | None) -> ChatModel | None:
+    if pk is None:
+        return None
+    return await models_for(user).filter(pk=pk).afirst()

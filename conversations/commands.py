@@ -1,0 +1,84 @@
+"""What a browser may ask over the websocket, parsed from htmx's JSON into typed commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MAX_FRAME_BYTES = 1_000_000  # above MAX_MESSAGE_CHARS of text plus the form's other fields
+
+
+class BadCommand(Exception):
+    """The frame is not something we understand; the text says so plainly."""
+
+
+@dataclass(frozen=True)
+class Send:
+    text: str
+    model_id: int | None
+    client_id: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class Retry:
+    message_id: int
+
+
+Command = Send | Stop | Retry
+
+
+def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
+    if text is None:
+        raise BadCommand("Binary frames are not supported.")
+    if len(text) > MAX_FRAME_BYTES:
+        raise BadCommand("That message is too large to send.")
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        raise BadCommand("The app could not read that request. Reload the page.") from None
+    if not isinstance(payload, dict):
+        raise BadCommand("The app could not read that request. Reload the page.")
+    return payload
+
+
+def parse(payload: dict[str, Any]) -> Command:
+    action = payload.get("action", "send")
+    if action == "send":
+        return Send(
+            text=_string(payload.get("text")),
+            model_id=_optional_id(payload.get("model")),
+            client_id=_string(payload.get("client_id"))[:64],
+        )
+    if action == "stop":
+        return Stop(message_id=_optional_id(payload.get("message")))
+    if action == "retry":
+        message_id = _optional_id(payload.get("message"))
+        if message_id is None:
+            raise BadCommand("Retry needs a message.")
+        return Retry(message_id=message_id)
+    raise BadCommand("Unknown action.")
+
+
+def _string(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # a field sent twice arrives as a list
+        value = value[-1] if value else ""
+    if not isinstance(value, str):
+        raise BadCommand("The app could not read that request. Reload the page.")
+    return value
+
+
+def _optional_id(value: Any) -> int | None:
+    text = _string(value) if not isinstance(value, int) else str(value)
+    if text == "":
+        return None
+    if not text.isdigit() or len(text) > 18:
+        raise BadCommand("That refers to something that does not exist.")
+    return int(text)

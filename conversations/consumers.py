@@ -1,0 +1,178 @@
+"""The chat websocket: authenticates, checks ownership, turns commands into runs, forwards frames."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from conversations import access, commands, frames, leases, submissions
+from conversations.models import Conversation, Message
+from conversations.runs import group_name, publisher, runs
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """One browser tab showing one conversation (or a new, still empty one)."""
+
+    conversation: Conversation | None = None
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.delivered: dict[int, tuple[int, int]] = {}  # message id -> chars of text, reasoning
+        if not getattr(self.user, "is_authenticated", False):
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        pk = self.scope["url_route"]["kwargs"].get("conversation_id")
+        if pk is not None:
+            self.conversation = await access.aget_conversation(self.user, int(pk))
+            if self.conversation is None:
+                await self.close(code=CLOSE_NOT_FOUND)
+                return
+        await self.accept()
+        if self.conversation is not None:
+            await self._join(self.conversation)
+            await self._send_live_state()
+
+    async def disconnect(self, code: int) -> None:
+        # Leaving never stops a generation: only the Stop command does.
+        if self.conversation is not None and self.channel_layer is not None:
+            await self.channel_layer.group_discard(self.conversation.group_name, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            command = commands.parse(commands.decode(text_data, bytes_data))
+        except commands.BadCommand as exc:
+            await self.send(text_data=frames.notice(str(exc)))
+            return
+        try:
+            await self._handle(command)
+        except submissions.Refused as exc:
+            await self.send(text_data=frames.notice(exc.message))
+
+    async def _handle(self, command: commands.Command) -> None:
+        if isinstance(command, commands.Send):
+            await self._submit(command)
+        elif isinstance(command, commands.Stop):
+            await self._stop(command.message_id)
+        else:
+            await self._retry(command.message_id)
+
+    async def _join(self, conversation: Conversation) -> None:
+        self.conversation = conversation
+        if self.channel_layer is not None:
+            await self.channel_layer.group_add(group_name(conversation.pk), self.channel_name)
+
+    async def _submit(self, command: commands.Send) -> None:
+        accepted = await submissions.submit(
+            self.user, self.conversation, command.text, command.model_id, command.client_id
+        )
+        if self.conversation is None or self.conversation.pk != accepted.conversation.pk:
+            await self._join(accepted.conversation)
+            await self.send(text_data=frames.conversation_started(accepted.conversation))
+        await self.send(text_data=frames.accepted(uuid.uuid4().hex))
+        if accepted.duplicate:
+            return
+        ids = [m.pk for m in accepted.messages]
+        await publisher(accepted.conversation.pk)({"type": "chat.messages_added", "message_ids": ids})
+        runs.start(accepted.assistant.pk, accepted.conversation.pk)
+
+    async def _stop(self, message_id: int | None) -> None:
+        live = await self._live_messages()
+        for message in live:
+            if message_id is not None and message.pk != message_id:
+                continue
+            if not await runs.stop(message.pk):
+                await self._stop_orphan(message)
+
+    async def _stop_orphan(self, message: Message) -> None:
+        """No task here runs it: its worker is gone, so settle it as stopped."""
+        updated = await Message.objects.filter(
+            pk=message.pk, status__in=Message.LIVE_STATUSES
+        ).aupdate(status=Message.Status.CANCELLED, lease_expires_at=None)
+        if updated:
+            await publisher(message.conversation_id)(
+                {"type": "chat.message_updated", "message_id": message.pk}
+            )
+
+    async def _retry(self, message_id: int) -> None:
+        if self.conversation is None:
+            raise submissions.Refused("Nothing to retry here.")
+        message = await submissions.prepare_retry(self.user, self.conversation, message_id)
+        await publisher(self.conversation.pk)({"type": "chat.message_updated", "message_id": message.pk})
+        runs.start(message.pk, self.conversation.pk)
+
+    async def _live_messages(self) -> list[Message]:
+        if self.conversation is None:
+            return []
+        live = self.conversation.messages.filter(status__in=Message.LIVE_STATUSES)
+        return [m async for m in live]
+
+    async def _send_live_state(self) -> None:
+        """On (re)connect: the answer so far, then live deltas continue from there."""
+        assert self.conversation is not None
+        for pk, conversation_id in await leases.asweep(self.conversation.pk):
+            await publisher(conversation_id)({"type": "chat.message_updated", "message_id": pk})
+        for message in await self._live_messages():
+            await self._send_live_message(message)
+
+    async def _send_live_message(
+        self, message: Message, fallback: tuple[str, str] | None = None
+    ) -> None:
+        snapshot = runs.snapshot(message.pk) or fallback
+        text, reasoning = snapshot or (message.content, message.reasoning)
+        self.delivered[message.pk] = (len(text), len(reasoning))
+        await self.send(text_data=frames.live_message(message, text, reasoning))
+
+    # --- group events -------------------------------------------------------------
+
+    async def chat_messages_added(self, event: dict[str, Any]) -> None:
+        messages = await self._messages(event["message_ids"])
+        await self.send(text_data=frames.messages_added(messages, generating=True))
+
+    async def chat_delta(self, event: dict[str, Any]) -> None:
+        pk = event["message_id"]
+        if pk not in self.delivered:
+            # First frame of this answer here: redraw it whole, marked as streaming.
+            messages = await self._messages([pk])
+            starts = event["text_offset"] == 0 and event["reasoning_offset"] == 0
+            fallback = (event["text"], event["reasoning"]) if starts else None
+            if messages:
+                await self._send_live_message(messages[0], fallback)
+            return
+        have_text, have_reasoning = self.delivered[pk]
+        text = _unseen(event["text"], event["text_offset"], have_text)
+        reasoning = _unseen(event["reasoning"], event["reasoning_offset"], have_reasoning)
+        if text is None or reasoning is None:  # a gap: redraw from the snapshot instead
+            await self._send_live_state()
+            return
+        self.delivered[pk] = (have_text + len(text), have_reasoning + len(reasoning))
+        if text or reasoning:
+            await self.send(text_data=frames.delta(pk, text, reasoning))
+
+    async def chat_message_updated(self, event: dict[str, Any]) -> None:
+        messages = await self._messages([event["message_id"]])
+        if not messages:
+            return
+        self.delivered.pop(messages[0].pk, None)
+        generating = bool(await self._live_messages())
+        await self.send(text_data=frames.message_updated(messages[0], generating=generating))
+
+    async def _messages(self, ids: list[int]) -> list[Message]:
+        if self.conversation is None:
+            return []
+        found = self.conversation.messages.filter(pk__in=ids).order_by("id")
+        return [m async for m in found]
+
+
+def _unseen(chunk: str, offset: int, have: int) -> str | None:
+    """The part of a delta this socket has not shown yet; None if text is missing before it."""
+    if offset > have:
+        return None
+    return chunk[have - offset :]

@@ -1,0 +1,46 @@
+"""Renders the HTML fragments the websocket sends; templates/conversations/ws/ is the protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from conversations.models import Conversation, Message
+
+
+def _render(name: str, **context: Any) -> str:
+    return render_to_string(f"conversations/ws/{name}.html", context)
+
+
+def messages_added(messages: Sequence[Message], generating: bool) -> str:
+    return _render("messages_added", messages=messages, generating=generating)
+
+
+def delta(message_id: int, text: str, reasoning: str) -> str:
+    return _render("delta", message_id=message_id, text=text, reasoning=reasoning)
+
+
+def message_updated(message: Message, generating: bool) -> str:
+    return _render("message_updated", message=message, generating=generating)
+
+
+def live_message(message: Message, text: str, reasoning: str) -> str:
+    """A streaming answer redrawn whole with the text so far (first frame, or a resume)."""
+    message.content, message.reasoning = text, reasoning
+    if text or reasoning:
+        message.status = Message.Status.STREAMING
+    return _render("message_updated", message=message, generating=True)
+
+
+def conversation_started(conversation: Conversation) -> str:
+    return _render("conversation_started", conversation=conversation)
+
+
+def accepted(client_id: str) -> str:
+    return _render("accepted", client_id=client_id)
+
+
+def notice(text: str, level: str = "error") -> str:
+    return _render("notice", text=text, level=level)

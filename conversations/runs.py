@@ -1,0 +1,104 @@
+"""This process's running generations: start, stop and snapshot them; publish their frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import httpx
+from channels.layers import get_channel_layer
+
+from conversations.streaming import Generation, JobError, fail_before_start, load_job
+
+logger = logging.getLogger(__name__)
+
+
+def group_name(conversation_id: int) -> str:
+    return f"conversation-{conversation_id}"
+
+
+class Runs:
+    """Owns every generation task of this process (a strong reference each)."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._live: dict[int, Generation] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        # Timeouts are set per request from the provider's settings.
+        if self._client is None or self._client.is_closed:
+            limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)
+            self._client = httpx.AsyncClient(limits=limits, timeout=None)
+        return self._client
+
+    def is_running(self, message_id: int) -> bool:
+        return message_id in self._tasks
+
+    def start(self, message_id: int, conversation_id: int) -> None:
+        if message_id in self._tasks:
+            return
+        task = asyncio.create_task(
+            self._run(message_id, conversation_id), name=f"generation-{message_id}"
+        )
+        self._tasks[message_id] = task
+        task.add_done_callback(lambda _: self._forget(message_id))
+
+    def _forget(self, message_id: int) -> None:
+        self._tasks.pop(message_id, None)
+        self._live.pop(message_id, None)
+
+    async def _run(self, message_id: int, conversation_id: int) -> None:
+        publish = publisher(conversation_id)
+        try:
+            job = await load_job(message_id)
+        except JobError as exc:
+            await fail_before_start(message_id, str(exc), publish)
+            return
+        except Exception:
+            logger.exception("could not prepare message %s", message_id)
+            await fail_before_start(message_id, "This answer could not be started.", publish)
+            return
+        generation = Generation(job=job, publish=publish)
+        self._live[message_id] = generation
+        await generation.run(self.client())
+
+    async def stop(self, message_id: int) -> bool:
+        """Cancel a local generation and wait until its partial text is saved."""
+        task = self._tasks.get(message_id)
+        if task is None:
+            return False
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return True
+
+    async def wait(self, message_id: int) -> None:
+        """Wait until a local generation has ended (for tests and graceful shutdown)."""
+        task = self._tasks.get(message_id)
+        if task is not None:
+            await asyncio.wait({task})
+
+    def snapshot(self, message_id: int) -> tuple[str, str] | None:
+        generation = self._live.get(message_id)
+        return generation.snapshot() if generation else None
+
+    async def stop_all(self) -> None:
+        for message_id in list(self._tasks):
+            await self.stop(message_id)
+
+
+def publisher(conversation_id: int) -> Any:
+    layer = get_channel_layer()
+    group = group_name(conversation_id)
+
+    async def publish(frame: dict[str, Any]) -> None:
+        if layer is not None:
+            await layer.group_send(group, frame)
+
+    return publish
+
+
+runs = Runs()

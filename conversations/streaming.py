@@ -1,0 +1,243 @@
+"""The generation runner: streams one assistant answer from its upstream into the database
+and out through an async `publish` callback. It knows nothing of Channels or websockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from conversations.coalescer import DeltaCoalescer, Publish
+from conversations.models import Message
+from conversations.providers import get_protocol
+from conversations.providers.base import (
+    ChatRequest,
+    Finish,
+    ProviderConfig,
+    ProviderError,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Turn,
+    Usage,
+    WireProtocol,
+)
+from conversations.providers.transport import stream_events
+from conversations.rendering import render_json_answer, render_markdown
+
+logger = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "Something went wrong on our side while generating this answer."
+FINISH_NOTES = {
+    "length": "The answer reached the maximum length and was cut off.",
+    "content_filter": "The provider stopped this answer with its content filter.",
+}
+
+
+class JobError(Exception):
+    """The answer cannot be attempted (model removed, provider disabled...)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    message_id: int
+    conversation_id: int
+    protocol: WireProtocol
+    config: ProviderConfig
+    request: ChatRequest
+
+
+def history_turns(messages: list[Message]) -> tuple[Turn, ...]:
+    """Earlier messages as upstream turns: reasoning stays out, empty answers are skipped."""
+    turns = []
+    for message in messages:
+        if message.role == Message.Role.USER:
+            turns.append(Turn(role="user", text=message.content))
+        elif message.content:
+            turns.append(Turn(role="assistant", text=message.content))
+    return tuple(turns)
+
+
+async def load_job(message_id: int) -> Job:
+    message = await Message.objects.select_related("conversation", "model__provider").aget(
+        pk=message_id
+    )
+    model = message.model
+    if model is None or not model.enabled or not model.provider.enabled:
+        raise JobError("This model is no longer available. Pick another model and retry.")
+    conversation = message.conversation
+    earlier = [
+        m async for m in conversation.messages.filter(id__lt=message.id).order_by("id")
+    ]
+    request = ChatRequest(
+        model=model.upstream_id,
+        turns=history_turns(earlier),
+        system=conversation.system_prompt,
+        params=model.generation_params(conversation.params),
+    )
+    return Job(
+        message_id=message.pk,
+        conversation_id=conversation.pk,
+        protocol=get_protocol(model.provider.protocol),
+        config=model.provider.config(),
+        request=request,
+    )
+
+
+@dataclass
+class Generation:
+    """The state of one answer while it streams; `snapshot` serves resuming clients."""
+
+    job: Job
+    publish: Publish
+    text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)
+    tool_calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    finish: Finish | None = None
+    started: float = field(default_factory=time.monotonic)
+    first_token_at: float | None = None
+    reasoning_ended_at: float | None = None
+    dirty: bool = False
+
+    def __post_init__(self) -> None:
+        self.coalescer = DeltaCoalescer(
+            self.job.message_id, self.publish, settings.STREAM_FRAME_INTERVAL
+        )
+
+    def snapshot(self) -> tuple[str, str]:
+        """Text and reasoning exactly as far as frames have been published."""
+        text, reasoning = "".join(self.text), "".join(self.reasoning)
+        return text[: self.coalescer.text_offset], reasoning[: self.coalescer.reasoning_offset]
+
+    async def run(self, client: httpx.AsyncClient) -> None:
+        checkpoints = asyncio.create_task(self._checkpoint_loop())
+        try:
+            async for event in stream_events(client, self.job.protocol, self.job.config, self.job.request):
+                await self._apply(event)
+        except asyncio.CancelledError:
+            await self._end(checkpoints, Message.Status.CANCELLED)
+            raise
+        except ProviderError as exc:
+            await self._end(checkpoints, Message.Status.ERROR, exc.message)
+        except Exception:
+            logger.exception("generation of message %s failed", self.job.message_id)
+            await self._end(checkpoints, Message.Status.ERROR, INTERNAL_ERROR)
+        else:
+            await self._end(checkpoints, Message.Status.COMPLETE)
+
+    async def _apply(self, event: object) -> None:
+        if isinstance(event, TextDelta):
+            self._mark_first_token()
+            if self.reasoning and self.reasoning_ended_at is None:
+                self.reasoning_ended_at = time.monotonic()
+            self.text.append(event.text)
+            self.dirty = True
+            await self.coalescer.add(text=event.text)
+        elif isinstance(event, ReasoningDelta):
+            self._mark_first_token()
+            self.reasoning.append(event.text)
+            self.dirty = True
+            await self.coalescer.add(reasoning=event.text)
+        elif isinstance(event, ToolCallDelta):
+            self._mark_first_token()
+            self._merge_tool_call(event)
+        elif isinstance(event, Usage):
+            self.usage = merge_usage(self.usage, event)
+        elif isinstance(event, Finish):
+            self.finish = event
+
+    def _mark_first_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.monotonic()
+
+    def _merge_tool_call(self, event: ToolCallDelta) -> None:
+        call = self.tool_calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+        call["id"] = call["id"] or event.call_id
+        call["name"] = call["name"] or event.name
+        call["arguments"] += event.arguments
+
+    async def _checkpoint_loop(self) -> None:
+        """Save progress and renew the lease on a timer: writes scale with time, not tokens."""
+        interval = settings.STREAM_CHECKPOINT_INTERVAL
+        while True:
+            await asyncio.sleep(interval)
+            fields: dict[str, Any] = {"lease_expires_at": Message.lease_until()}
+            if self.dirty:
+                self.dirty = False
+                fields |= {
+                    "status": Message.Status.STREAMING,
+                    "content": "".join(self.text),
+                    "reasoning": "".join(self.reasoning),
+                }
+            await Message.objects.filter(pk=self.job.message_id).aupdate(**fields)
+
+    async def _end(
+        self, checkpoints: asyncio.Task[None], status: str, error: str = ""
+    ) -> None:
+        checkpoints.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await checkpoints
+        await self.coalescer.close()
+        await Message.objects.filter(pk=self.job.message_id).aupdate(**self._final_fields(status, error))
+        await self.publish({"type": "chat.message_updated", "message_id": self.job.message_id})
+
+    def _final_fields(self, status: str, error: str) -> dict[str, Any]:
+        text = "".join(self.text)
+        now = time.monotonic()
+        finish = self.finish.reason if self.finish else ""
+        if status == Message.Status.COMPLETE and not error:
+            error = FINISH_NOTES.get(finish, "")
+        render = render_json_answer if self.job.request.params.json_mode else render_markdown
+        return {
+            "status": status,
+            "content": text,
+            "content_html": render(text) if text else "",
+            "reasoning": "".join(self.reasoning),
+            "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)],
+            "error": error,
+            "finish_reason": (self.finish.raw_reason or finish) if self.finish else "",
+            "input_tokens": self.usage.input_tokens,
+            "output_tokens": self.usage.output_tokens,
+            "reasoning_tokens": self.usage.reasoning_tokens,
+            "ttft_ms": _ms(self.first_token_at - self.started) if self.first_token_at else None,
+            "duration_ms": _ms(now - self.started),
+            "reasoning_ms": self._reasoning_ms(now),
+            "lease_expires_at": None,
+        }
+
+    def _reasoning_ms(self, now: float) -> int | None:
+        if not self.reasoning or self.first_token_at is None:
+            return None
+        return _ms((self.reasoning_ended_at or now) - self.first_token_at)
+
+
+def merge_usage(old: Usage, new: Usage) -> Usage:
+    """Usage reports are cumulative; a later report's known fields win."""
+    return Usage(
+        input_tokens=new.input_tokens if new.input_tokens is not None else old.input_tokens,
+        output_tokens=new.output_tokens if new.output_tokens is not None else old.output_tokens,
+        reasoning_tokens=(
+            new.reasoning_tokens if new.reasoning_tokens is not None else old.reasoning_tokens
+        ),
+        cached_tokens=new.cached_tokens if new.cached_tokens is not None else old.cached_tokens,
+    )
+
+
+def _ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+async def fail_before_start(message_id: int, error: str, publish: Publish) -> None:
+    """Mark an answer that could not even be attempted."""
+    await Message.objects.filter(pk=message_id).aupdate(
+        status=Message.Status.ERROR, error=error, lease_expires_at=None, duration_ms=0
+    )
+    await publish({"type": "chat.message_updated", "message_id": message_id})
+

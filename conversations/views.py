@@ -1,0 +1,56 @@
+"""Pages: the chat (new or existing conversation) and a health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+from django_htmx.middleware import HtmxDetails
+
+from conversations import access, leases
+from conversations.models import ChatModel, Conversation, Message
+
+SIDEBAR_LIMIT = 200
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -> dict[str, Any]:
+    models = list(access.models_for(request.user))
+    selected = conversation.model if conversation and conversation.model else None
+    if selected is None or selected not in models:
+        selected = ChatModel.site_default()
+    messages = list(conversation.messages.all()) if conversation else []
+    sidebar = access.conversations_of(request.user).filter(archived=False).order_by("-updated_at")
+    return {
+        "conversation": conversation,
+        "conversations": sidebar[:SIDEBAR_LIMIT],
+        "models": models,
+        "selected_model": selected,
+        "chat_messages": messages,
+        "generating": any(m.status in Message.LIVE_STATUSES for m in messages),
+    }
+
+
+@login_required
+@require_GET
+def home(request: HtmxHttpRequest) -> HttpResponse:
+    return render(request, "conversations/chat.html", _chat_context(request, None))
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    conversation = access.get_conversation(request.user, pk)
+    leases.sweep(conversation.pk)
+    return render(request, "conversations/chat.html", _chat_context(request, conversation))
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")

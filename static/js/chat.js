@@ -1,0 +1,160 @@
+// Chat page behaviour htmx does not cover: keyboard sending, idempotency keys, scrolling,
+// copy buttons, the mobile sidebar and the connection indicator. No inline scripts (CSP).
+(function () {
+  "use strict";
+
+  function newClientId() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes); // works on plain-http LANs too, unlike randomUUID
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function ensureClientId() {
+    const input = document.getElementById("client-id");
+    if (input && !input.value) input.value = newClientId();
+  }
+
+  function composerText() {
+    return document.getElementById("composer-text");
+  }
+
+  function isGenerating() {
+    const actions = document.getElementById("composer-actions");
+    return actions && actions.classList.contains("is-generating");
+  }
+
+  // Keep the view pinned to the bottom while new text arrives, unless the reader scrolled up.
+  let pinned = true;
+  function messagesPane() {
+    return document.getElementById("messages");
+  }
+  function scrollToEnd() {
+    const pane = messagesPane();
+    if (pane && pinned) pane.scrollTop = pane.scrollHeight;
+  }
+
+  function autosize(textarea) {
+    textarea.style.height = "auto";
+    textarea.style.height = Math.min(textarea.scrollHeight, window.innerHeight * 0.4) + "px";
+  }
+
+  function addCopyButtons(root) {
+    root.querySelectorAll(".markdown pre").forEach((pre) => {
+      if (pre.querySelector(".copy-code")) return;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "copy-code";
+      button.textContent = "Copy";
+      button.dataset.action = "copy-code";
+      pre.appendChild(button);
+    });
+  }
+
+  async function copyText(text, button) {
+    try {
+      await navigator.clipboard.writeText(text);
+      const label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(() => { button.textContent = label; }, 1200);
+    } catch (error) {
+      button.textContent = "Copy failed";
+    }
+  }
+
+  function onClick(event) {
+    const target = event.target.closest("[data-action]");
+    if (!target) return;
+    const action = target.dataset.action;
+    if (action === "toggle-sidebar") {
+      document.getElementById("layout").classList.toggle("sidebar-open");
+    } else if (action === "dismiss") {
+      target.closest(".notice")?.remove();
+    } else if (action === "copy-code") {
+      const code = target.closest("pre").querySelector("code");
+      copyText(code ? code.innerText : "", target);
+    } else if (action === "copy-message") {
+      const body = target.closest(".message").querySelector(".message__body");
+      copyText(body ? body.innerText : "", target);
+    }
+  }
+
+  function onKeydown(event) {
+    const textarea = composerText();
+    if (event.target !== textarea || event.key !== "Enter") return;
+    if (event.shiftKey || event.isComposing || event.keyCode === 229) return;
+    event.preventDefault();
+    if (!textarea.value.trim() || isGenerating()) return;
+    textarea.form.requestSubmit();
+  }
+
+  function onConfigSend(event) {
+    const params = event.detail.parameters;
+    if ((params.action || "send") !== "send") return;
+    if (!String(params.text || "").trim()) {
+      event.preventDefault(); // nothing to send; keep the socket quiet
+      return;
+    }
+    ensureClientId();
+    params.client_id = document.getElementById("client-id").value;
+    pinned = true;
+  }
+
+  function onOobAfterSwap(event) {
+    const target = event.target; // the element just swapped in (detail.target is the old one)
+    if (!target || !target.id) return;
+    if (target.id === "client-id" && target.dataset.accepted) {
+      // The server accepted the message: only now is the composer cleared (nothing is lost).
+      const textarea = composerText();
+      textarea.value = "";
+      autosize(textarea);
+      textarea.focus();
+    } else if (target.id === "location" && target.dataset.url) {
+      history.replaceState(null, "", target.dataset.url);
+      if (target.dataset.title) document.title = target.dataset.title;
+      // A reconnect must come back to this conversation, not to "new".
+      document.getElementById("layout").dataset.wsUrl = target.dataset.ws;
+    }
+  }
+
+  function setConnection(state) {
+    const indicator = document.getElementById("connection");
+    if (indicator) indicator.dataset.state = state;
+  }
+
+  // htmx's ws extension calls this on every (re)connect: follow the conversation's socket URL.
+  if (window.htmx) {
+    htmx.createWebSocket = function (url) {
+      const path = document.getElementById("layout")?.dataset.wsUrl;
+      if (!path) return new WebSocket(url);
+      const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+      return new WebSocket(scheme + location.host + path);
+    };
+  }
+
+  document.addEventListener("click", onClick);
+  document.addEventListener("keydown", onKeydown);
+  document.addEventListener("input", (event) => {
+    if (event.target === composerText()) autosize(event.target);
+  });
+  document.addEventListener("htmx:wsConfigSend", onConfigSend);
+  document.addEventListener("htmx:oobAfterSwap", onOobAfterSwap);
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    addCopyButtons(document);
+    scrollToEnd();
+  });
+  document.addEventListener("htmx:wsOpen", () => setConnection("open"));
+  document.addEventListener("htmx:wsClose", () => setConnection("closed"));
+  document.addEventListener("DOMContentLoaded", () => {
+    ensureClientId();
+    addCopyButtons(document);
+    const pane = messagesPane();
+    if (pane) {
+      pane.addEventListener("scroll", () => {
+        pinned = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 80;
+      }, { passive: true });
+      pane.scrollTop = pane.scrollHeight;
+    }
+    const textarea = composerText();
+    if (textarea) autosize(textarea);
+  });
+})();

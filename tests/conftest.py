@@ -1,0 +1,76 @@
+"""Shared test helpers: named people, providers pointing at real local upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from conversations.models import ChatModel, Conversation, Message, Provider, User
+from tests.upstream import FakeUpstream
+
+PASSWORD = "correct-horse-battery-9"
+CANARY_KEY = "sk-canary-3f9a1c0e7b2d4e68a5"
+
+
+def make_user(username: str, **extra: object) -> User:
+    return User.objects.create_user(username=username, password=PASSWORD, **extra)
+
+
+def make_model(
+    base_url: str,
+    *,
+    protocol: str = "openai-chat",
+    upstream_id: str = "gpt-test",
+    display_name: str = "Test model",
+    api_key: str = CANARY_KEY,
+    **extra: object,
+) -> ChatModel:
+    provider = Provider(name=f"{protocol} {base_url}", protocol=protocol, base_url=base_url)
+    provider.read_timeout = 5.0
+    provider.max_retries = 0
+    provider.set_api_key(api_key)
+    provider.save()
+    return ChatModel.objects.create(
+        provider=provider,
+        upstream_id=upstream_id,
+        display_name=display_name,
+        is_default=True,
+        **extra,
+    )
+
+
+def make_conversation(owner: User, model: ChatModel | None = None, title: str = "") -> Conversation:
+    return Conversation.objects.create(owner=owner, model=model, title=title)
+
+
+def add_message(conversation: Conversation, role: str, content: str, **extra: object) -> Message:
+    return Message.objects.create(conversation=conversation, role=role, content=content, **extra)
+
+
+@pytest.fixture
+def alice(db: None) -> User:
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(db: None) -> User:
+    return make_user("bob")
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def chat_model(db: None, upstream: FakeUpstream) -> ChatModel:
+    return make_model(upstream.url)
+
+
+@pytest.fixture
+def fast_streams(settings: object) -> None:
+    """Short intervals so checkpoints and coalescing happen within a test's time."""
+    settings.STREAM_FRAME_INTERVAL = 0.02  # type: ignore[attr-defined]
+    settings.STREAM_CHECKPOINT_INTERVAL = 0.05  # type: ignore[attr-defined]

@@ -1,0 +1,221 @@
+"""The chat websocket through the real ASGI stack: auth, origin, ownership, commands, frames."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import re
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from chatsite.asgi import application
+from conversations.models import Conversation, Message
+from conversations.runs import runs
+from tests.conftest import make_conversation
+from tests.upstream import Scripted, chat_completion_stream
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_streams")]
+
+ORIGIN = b"http://localhost"
+
+
+@sync_to_async
+def session_cookie(user: Any) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+async def open_socket(user: Any, path: str = "/ws/conversations/", origin: bytes = ORIGIN):
+    headers = [(b"origin", origin), (b"host", b"localhost")]
+    if user is not None:
+        headers.append((b"cookie", f"sessionid={await session_cookie(user)}".encode()))
+    socket = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await socket.connect(timeout=5)
+    return socket, connected, code
+
+
+async def frames_until(
+    socket: WebsocketCommunicator, pattern: str, timeout: float = 10
+) -> list[str]:
+    frames: list[str] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not frames or not re.search(pattern, frames[-1]):
+        frames.append(await socket.receive_from(timeout=max(0.1, deadline - loop.time())))
+    return frames
+
+
+def streamed_text(frames: list[str], message_id: int) -> str:
+    """Rebuild what a browser shows: a live-state snapshot, then appended deltas."""
+    text = ""
+    for frame in frames:
+        snap = re.search(rf'id="message-{message_id}-text">(.*?)</div>', frame, re.S)
+        if snap:
+            text = html.unescape(snap.group(1))
+        for piece in re.findall(
+            rf'hx-swap-oob="beforeend:#message-{message_id}-text">(.*?)</span>', frame, re.S
+        ):
+            text += html.unescape(piece)
+    return text
+
+
+def send_frame(text: str, model: int | None = None, client_id: str = "c1") -> str:
+    payload = {
+        "action": "send",
+        "text": text,
+        "client_id": client_id,
+        "HEADERS": {"HX-Request": "true"},
+    }
+    if model is not None:
+        payload["model"] = str(model)
+    return json.dumps(payload)
+
+
+async def test_anonymous_sockets_are_refused(db):
+    socket, connected, code = await open_socket(None)
+    assert not connected
+
+
+async def test_foreign_origins_are_refused(alice):
+    socket, connected, _ = await open_socket(alice, origin=b"https://evil.example")
+    assert not connected
+
+
+async def test_another_users_conversation_is_refused(alice, bob, chat_model):
+    theirs = await sync_to_async(make_conversation)(bob, chat_model)
+    socket, connected, code = await open_socket(alice, f"/ws/conversations/{theirs.pk}/")
+    assert not connected
+    assert code == 4404
+
+
+async def test_sending_creates_a_conversation_and_streams_the_answer(alice, chat_model, upstream):
+    upstream.script(Scripted(chunks=chat_completion_stream(["Hi ", "<b>there</b>", "!"])))
+    socket, connected, _ = await open_socket(alice)
+    assert connected
+
+    await socket.send_to(text_data=send_frame("Hello <script>", model=chat_model.pk))
+    frames = await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await socket.disconnect()
+
+    conversation = await Conversation.objects.aget(owner=alice)
+    user_msg, answer = [m async for m in conversation.messages.order_by("id")]
+    assert user_msg.content == "Hello <script>" and answer.content == "Hi <b>there</b>!"
+    joined = "".join(frames)
+    assert 'hx-swap-oob="afterbegin:#conversation-list"' in joined
+    assert 'data-testid="message" data-role="user"' in joined
+    assert "Hello &lt;script&gt;" in joined and "<script>" not in joined
+    assert streamed_text(frames, answer.pk) == "Hi <b>there</b>!"
+    assert f'id="message-{answer.pk}"' in frames[-1] and 'hx-swap-oob="true"' in frames[-1]
+
+
+async def test_a_forged_model_id_is_refused_and_nothing_is_sent(alice, chat_model, upstream):
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("hi", model=999999))
+    frame = await socket.receive_from(timeout=5)
+    await socket.disconnect()
+    assert "not available" in frame and 'role="alert"' in frame
+    assert upstream.requests == []
+    assert not await Message.objects.aexists()
+
+
+async def test_malformed_frames_get_a_clear_notice(alice, chat_model):
+    socket, _, _ = await open_socket(alice)
+    for bad in ["{not json", "[1, 2]", json.dumps({"action": "explode"}), json.dumps({"text": 5})]:
+        await socket.send_to(text_data=bad)
+        frame = await socket.receive_from(timeout=5)
+        assert "notice" in frame
+    await socket.send_to(text_data=send_frame("   "))
+    assert "Type a message" in await socket.receive_from(timeout=5)
+    await socket.disconnect()
+
+
+async def test_a_resent_submission_starts_only_one_upstream_call(alice, chat_model, upstream):
+    upstream.script(Scripted(chunks=chat_completion_stream(["once"])))
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("hello", client_id="same-key"))
+    await socket.send_to(text_data=send_frame("hello", client_id="same-key"))
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await asyncio.sleep(0.2)
+    await socket.disconnect()
+    assert len(upstream.requests) == 1
+    assert await Message.objects.acount() == 2
+
+
+async def test_stop_over_the_socket_cancels_and_keeps_the_partial_answer(
+    alice, chat_model, upstream
+):
+    pieces = [f"w{i} " for i in range(500)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.01))
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("long please"))
+    await frames_until(socket, r"beforeend:#message-\d+-text")
+    await socket.send_to(text_data=json.dumps({"action": "stop"}))
+    frames = await frames_until(socket, r'data-role="assistant" data-status="cancelled"')
+    await socket.disconnect()
+
+    answer = await Message.objects.aget(role="assistant")
+    assert answer.status == "cancelled"
+    assert answer.content.startswith("w0 ") and len(answer.content) < len("".join(pieces))
+    assert "Stopped" in frames[-1]
+    assert await asyncio.to_thread(upstream.wait_for_disconnect, 5)
+
+
+async def test_closing_the_tab_does_not_stop_the_answer(alice, chat_model, upstream):
+    upstream.script(
+        Scripted(chunks=chat_completion_stream([f"x{i} " for i in range(40)]), delay=0.005)
+    )
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("go"))
+    await frames_until(socket, r"beforeend:#message-\d+-text")
+    await socket.disconnect()
+    answer = await Message.objects.aget(role="assistant")
+    await runs.wait(answer.pk)
+    answer = await Message.objects.aget(pk=answer.pk)
+    assert answer.status == "complete" and answer.content.endswith("x39 ")
+
+
+async def test_a_reconnecting_tab_gets_the_answer_so_far_then_the_rest_without_gaps(
+    alice, chat_model, upstream
+):
+    pieces = [f"tok{i} " for i in range(150)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.004))
+    first, _, _ = await open_socket(alice)
+    await first.send_to(text_data=send_frame("stream"))
+    await frames_until(first, r"beforeend:#message-\d+-text")
+    conversation = await Conversation.objects.aget(owner=alice)
+    answer = await Message.objects.aget(role="assistant")
+
+    second, connected, _ = await open_socket(alice, f"/ws/conversations/{conversation.pk}/")
+    assert connected
+    frames = await frames_until(second, r'data-role="assistant" data-status="complete"')
+    await first.disconnect()
+    await second.disconnect()
+
+    assert streamed_text(frames, answer.pk) == "".join(pieces)
+
+
+async def test_retry_generates_a_failed_answer_again(alice, chat_model, upstream):
+    upstream.script(
+        Scripted(
+            status=503,
+            headers={"content-type": "application/json"},
+            chunks=[b'{"error": {"message": "busy"}}'],
+        ),
+        Scripted(chunks=chat_completion_stream(["second ", "time"])),
+    )
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("try"))
+    frames = await frames_until(socket, r'data-role="assistant" data-status="error"')
+    assert 'data-testid="retry"' in frames[-1]
+    answer = await Message.objects.aget(role="assistant")
+    await socket.send_to(text_data=json.dumps({"action": "retry", "message": str(answer.pk)}))
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await socket.disconnect()
+    answer = await Message.objects.aget(pk=answer.pk)
+    assert answer.status == "complete" and answer.content == "second time"

@@ -1,0 +1,162 @@
+"""The generation runner against a real local upstream speaking Chat Completions."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations.models import Message
+from conversations.runs import Runs
+from conversations.streaming import Generation, load_job
+from tests.conftest import add_message, make_conversation
+from tests.upstream import Scripted, chat_completion_stream, openai_usage
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_streams")]
+
+PIECES = ["# Title\n\n", "Hello", ", ", "wörld", " 🌍", "!\n\n", "- one\n", "- two\n"]
+
+
+@sync_to_async
+def start_exchange(user: Any, model: Any, question: str = "Say hello") -> Message:
+    conversation = make_conversation(user, model)
+    add_message(conversation, "user", question)
+    return add_message(
+        conversation, "assistant", "", status="pending", model=model, model_name=model.display_name
+    )
+
+
+async def run_to_end(message: Message, frames: list[dict[str, Any]]) -> Message:
+    async def publish(frame: dict[str, Any]) -> None:
+        frames.append(frame)
+
+    runs = Runs()
+    job = await load_job(message.pk)
+    await Generation(job=job, publish=publish).run(runs.client())
+    return await Message.objects.aget(pk=message.pk)
+
+
+async def test_a_normal_run_saves_text_usage_and_rendered_html(alice, chat_model, upstream):
+    upstream.script(Scripted(chunks=chat_completion_stream(PIECES, usage=openai_usage(12, 8))))
+    message = await start_exchange(alice, chat_model)
+    frames: list[dict[str, Any]] = []
+
+    saved = await run_to_end(message, frames)
+
+    assert saved.status == "complete"
+    assert saved.content == "".join(PIECES)
+    assert (saved.input_tokens, saved.output_tokens) == (12, 8)
+    assert saved.finish_reason == "stop"
+    assert "<h1>Title</h1>" in saved.content_html and "<li>one</li>" in saved.content_html
+    assert saved.ttft_ms is not None and saved.duration_ms is not None
+    deltas = [f for f in frames if f["type"] == "chat.delta"]
+    assert "".join(f["text"] for f in deltas) == saved.content
+    assert frames[-1] == {"type": "chat.message_updated", "message_id": message.pk}
+
+
+async def test_the_users_message_and_history_reach_the_upstream(alice, chat_model, upstream):
+    upstream.script(Scripted(chunks=chat_completion_stream(["ok"])))
+    message = await start_exchange(alice, chat_model, question="What is 2+2?")
+
+    await run_to_end(message, [])
+
+    body = upstream.requests[0].json
+    assert body["messages"][-1] == {"role": "user", "content": "What is 2+2?"}
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert upstream.requests[0].headers["authorization"].startswith("Bearer sk-canary")
+
+
+async def test_first_delta_is_published_at_once_and_later_ones_are_coalesced(
+    alice, chat_model, upstream
+):
+    pieces = [f"t{i} " for i in range(200)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.001))
+    message = await start_exchange(alice, chat_model)
+    frames: list[dict[str, Any]] = []
+
+    saved = await run_to_end(message, frames)
+
+    deltas = [f for f in frames if f["type"] == "chat.delta"]
+    assert deltas[0]["text"] == "t0 "  # never held back
+    assert len(deltas) < len(pieces) / 3
+    assert "".join(f["text"] for f in deltas) == saved.content
+    offsets = [f["text_offset"] for f in deltas]
+    assert offsets == sorted(offsets) and offsets[0] == 0
+
+
+async def test_stop_cancels_the_upstream_request_and_keeps_the_partial_text(
+    alice, chat_model, upstream
+):
+    pieces = [f"word{i} " for i in range(400)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.01))
+    message = await start_exchange(alice, chat_model)
+    frames: list[dict[str, Any]] = []
+    runs = Runs()
+
+    async def publish(frame: dict[str, Any]) -> None:
+        frames.append(frame)
+
+    job = await load_job(message.pk)
+    task = asyncio.create_task(Generation(job=job, publish=publish).run(runs.client()))
+    while sum(len(f.get("text", "")) for f in frames) < 30:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    saved = await Message.objects.aget(pk=message.pk)
+    assert saved.status == "cancelled"
+    assert saved.content.startswith("word0 word1 ")
+    assert len(saved.content) < len("".join(pieces))
+    assert await asyncio.to_thread(upstream.wait_for_disconnect, 5)
+
+
+async def test_an_upstream_http_error_becomes_a_plain_error_on_the_answer(
+    alice, chat_model, upstream
+):
+    error = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+    upstream.script(Scripted.json(error, status=401))
+    message = await start_exchange(alice, chat_model)
+
+    saved = await run_to_end(message, [])
+
+    assert saved.status == "error"
+    assert "API key" in saved.error
+    assert saved.content == ""
+
+
+async def test_a_stream_dropped_midway_keeps_the_partial_text_as_an_error(
+    alice, chat_model, upstream
+):
+    chunks = chat_completion_stream(["Partial ", "answer ", "here"], finish=None)
+    upstream.script(Scripted(chunks=chunks, then="abort"))
+    message = await start_exchange(alice, chat_model)
+
+    saved = await run_to_end(message, [])
+
+    assert saved.status == "error"
+    assert saved.content.startswith("Partial ")
+    assert saved.error
+
+
+async def test_progress_is_checkpointed_while_streaming_not_per_token(alice, chat_model, upstream):
+    pieces = [f"p{i} " for i in range(60)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.01))
+    message = await start_exchange(alice, chat_model)
+    runs = Runs()
+    runs.start(message.pk, message.conversation_id)
+    seen_streaming = None
+    for _ in range(300):
+        current = await Message.objects.aget(pk=message.pk)
+        if current.status == "streaming" and current.content:
+            seen_streaming = current
+            break
+        await asyncio.sleep(0.01)
+    await runs.wait(message.pk)
+
+    assert seen_streaming is not None
+    assert seen_streaming.lease_expires_at is not None
+    final = await Message.objects.aget(pk=message.pk)
+    assert final.status == "complete" and final.lease_expires_at is None
