@@ -174,3 +174,11 @@ LOGGING = {
 # A running generation renews its lease every checkpoint; one whose lease has run out
 # (its worker died) is marked interrupted by the sweeper.
 GENERATION_LEASE_SECONDS = env_int("GENERATION_LEASE_SECONDS", 15, minimum=3)
+
+# Image attachments: refused above these limits before decoding, downscaled so the longest
+# side is IMAGE_MAX_SIDE before storing and sending upstream, shown as small thumbnails.
+IMAGE_MAX_BYTES = env_int("IMAGE_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
+IMAGE_MAX_SIDE = env_int("IMAGE_MAX_SIDE", 2048, minimum=16)
+IMAGE_THUMB_SIDE = env_int("IMAGE_THUMB_SIDE", 320, minimum=16)
+MAX_ATTACHMENTS_PER_MESSAGE = env_int("MAX_ATTACHMENTS_PER_MESSAGE", 4, minimum=1)

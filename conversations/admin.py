@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
+from conversations.model_sync import sync_models
 from conversations.models import ChatModel, Conversation, Message, Provider, User
+from conversations.providers.base import ProviderError
 
 admin.site.register(User, UserAdmin)
 admin.site.site_header = "Team chat administration"
@@ -65,6 +67,22 @@ class ProviderAdmin(admin.ModelAdmin[Provider]):
     inlines = [ChatModelInline]
     fields = [*ProviderForm.Meta.fields, "api_key", "clear_api_key", "key_status"]
     readonly_fields = ["key_status"]
+    actions = ["discover_models"]
+
+    @admin.action(description="Discover models from the provider (GET /models)")
+    def discover_models(self, request: HttpRequest, queryset: Any) -> None:
+        for provider in queryset:
+            try:
+                result = sync_models(provider)
+            except ProviderError as exc:
+                self.message_user(request, f"{provider.name}: {exc.message}", messages.ERROR)
+                continue
+            self.message_user(
+                request,
+                f"{provider.name}: {len(result.added)} new model(s) added, disabled until you "
+                f"enable them; {len(result.known)} already known.",
+                messages.SUCCESS,
+            )
 
     @admin.display(description="API key")
     def key_status(self, provider: Provider) -> str:

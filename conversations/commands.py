@@ -6,6 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from conversations.parameters import PARAMS_BY_NAME
+
+SETTING_FIELDS = frozenset({*PARAMS_BY_NAME, "system_prompt"})
+
 MAX_FRAME_BYTES = 1_000_000  # above MAX_MESSAGE_CHARS of text plus the form's other fields
 
 
@@ -18,6 +22,14 @@ class Send:
     text: str
     model_id: int | None
     client_id: str
+    settings: dict[str, Any] | None = None  # None: the frame carried no settings fields
+    attachment_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SaveSettings:
+    model_id: int | None
+    settings: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ class Retry:
     message_id: int
 
 
-Command = Send | Stop | Retry
+Command = Send | Stop | Retry | SaveSettings
 
 
 def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
@@ -54,7 +66,11 @@ def parse(payload: dict[str, Any]) -> Command:
             text=_string(payload.get("text")),
             model_id=_optional_id(payload.get("model")),
             client_id=_string(payload.get("client_id"))[:64],
+            settings=_settings(payload),
+            attachment_ids=_ids(payload.get("attachments")),
         )
+    if action == "settings":
+        return SaveSettings(model_id=_optional_id(payload.get("model")), settings=_settings(payload) or {})
     if action == "stop":
         return Stop(message_id=_optional_id(payload.get("message")))
     if action == "retry":
@@ -63,6 +79,19 @@ def parse(payload: dict[str, Any]) -> Command:
             raise BadCommand("Retry needs a message.")
         return Retry(message_id=message_id)
     raise BadCommand("Unknown action.")
+
+
+def _settings(payload: dict[str, Any]) -> dict[str, Any] | None:
+    found = {key: payload[key] for key in SETTING_FIELDS if key in payload}
+    return found or None
+
+
+def _ids(value: Any) -> tuple[int, ...]:
+    values = value if isinstance(value, list) else [value]
+    ids = tuple(i for i in (_optional_id(v) for v in values if v not in (None, "")) if i is not None)
+    if len(ids) > 20:
+        raise BadCommand("Too many attachments.")
+    return ids
 
 
 def _string(value: Any) -> str:

@@ -61,8 +61,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._submit(command)
         elif isinstance(command, commands.Stop):
             await self._stop(command.message_id)
-        else:
+        elif isinstance(command, commands.Retry):
             await self._retry(command.message_id)
+        else:
+            said = await submissions.save_settings(
+                self.user, self.conversation, command.model_id, command.settings
+            )
+            await self.send(text_data=frames.notice(said, level="info"))
 
     async def _join(self, conversation: Conversation) -> None:
         self.conversation = conversation
@@ -71,7 +76,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _submit(self, command: commands.Send) -> None:
         accepted = await submissions.submit(
-            self.user, self.conversation, command.text, command.model_id, command.client_id
+            self.user,
+            self.conversation,
+            command.text,
+            command.model_id,
+            command.client_id,
+            command.settings,
+            command.attachment_ids,
         )
         if self.conversation is None or self.conversation.pk != accepted.conversation.pk:
             await self._join(accepted.conversation)
@@ -167,7 +178,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _messages(self, ids: list[int]) -> list[Message]:
         if self.conversation is None:
             return []
-        found = self.conversation.messages.filter(pk__in=ids).order_by("id")
+        found = self.conversation.messages.filter(pk__in=ids).prefetch_related("attachments").order_by("id")
         return [m async for m in found]
 
 

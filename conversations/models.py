@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +14,7 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.utils import timezone
 
-from conversations import crypto
+from conversations import crypto, parameters
 from conversations.providers.base import GenerationParams, ProviderConfig
 
 
@@ -115,15 +117,21 @@ class ChatModel(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        if self.is_default:  # one site default at a time
+            ChatModel.objects.exclude(pk=self.pk).filter(is_default=True).update(is_default=False)
+
     @classmethod
     def site_default(cls) -> ChatModel | None:
         usable = cls.objects.usable()
         return usable.filter(is_default=True).first() or usable.first()
 
     def generation_params(self, overrides: dict[str, Any]) -> GenerationParams:
+        """The model's defaults under the conversation's settings, kept to what it supports."""
+        allowed = {param.name for param in parameters.supported(self)}
         merged = {**self.default_params, **overrides}
-        known = GenerationParams.__dataclass_fields__
-        values = {k: v for k, v in merged.items() if k in known and v not in (None, "")}
+        values = {k: v for k, v in merged.items() if k in allowed and v not in (None, "", [])}
         if "stop" in values:
             values["stop"] = tuple(values["stop"])
         return GenerationParams(**values)
@@ -219,3 +227,31 @@ class Message(models.Model):
     @classmethod
     def lease_until(cls) -> Any:
         return timezone.now() + timedelta(seconds=settings.GENERATION_LEASE_SECONDS)
+
+
+def attachment_path(instance: Attachment, filename: str) -> str:
+    # Generated names only: the uploader's file name never reaches the file system.
+    return f"attachments/{timezone.now():%Y/%m}/{uuid.uuid4().hex}{Path(filename).suffix.lower()}"
+
+
+class Attachment(models.Model):
+    """An image a user attached; validated, downscaled and stored through Django's storage."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments")
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
+    )
+    file = models.FileField(upload_to=attachment_path)
+    thumbnail = models.FileField(upload_to=attachment_path, blank=True)
+    media_type = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    size_bytes = models.PositiveIntegerField()
+    original_name = models.CharField(max_length=200, blank=True, help_text="Shown, never used as a path")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.original_name or f"image {self.pk}"

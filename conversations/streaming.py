@@ -4,6 +4,7 @@ and out through an async `publish` callback. It knows nothing of Channels or web
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -11,14 +12,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from conversations.coalescer import DeltaCoalescer, Publish
-from conversations.models import Message
+from conversations.models import Attachment, Message
 from conversations.providers import get_protocol
 from conversations.providers.base import (
     ChatRequest,
     Finish,
+    ImagePart,
     ProviderConfig,
     ProviderError,
     ReasoningDelta,
@@ -58,26 +61,29 @@ def history_turns(messages: list[Message]) -> tuple[Turn, ...]:
     turns = []
     for message in messages:
         if message.role == Message.Role.USER:
-            turns.append(Turn(role="user", text=message.content))
+            images = tuple(image_part(a) for a in message.attachments.all())
+            turns.append(Turn(role="user", text=message.content, images=images))
         elif message.content:
             turns.append(Turn(role="assistant", text=message.content))
     return tuple(turns)
 
 
-async def load_job(message_id: int) -> Job:
-    message = await Message.objects.select_related("conversation", "model__provider").aget(
-        pk=message_id
-    )
+def image_part(attachment: Attachment) -> ImagePart:
+    with attachment.file.open("rb") as handle:
+        data = handle.read()
+    return ImagePart(media_type=attachment.media_type, data_b64=base64.b64encode(data).decode())
+
+
+def _load_job(message_id: int) -> Job:
+    message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
     model = message.model
     if model is None or not model.enabled or not model.provider.enabled:
         raise JobError("This model is no longer available. Pick another model and retry.")
     conversation = message.conversation
-    earlier = [
-        m async for m in conversation.messages.filter(id__lt=message.id).order_by("id")
-    ]
+    earlier = conversation.messages.filter(id__lt=message.id).prefetch_related("attachments")
     request = ChatRequest(
         model=model.upstream_id,
-        turns=history_turns(earlier),
+        turns=history_turns(list(earlier.order_by("id"))),
         system=conversation.system_prompt,
         params=model.generation_params(conversation.params),
     )
@@ -88,6 +94,11 @@ async def load_job(message_id: int) -> Job:
         config=model.provider.config(),
         request=request,
     )
+
+
+async def load_job(message_id: int) -> Job:
+    """Everything the upstream call needs, read in one go (files included) off the loop."""
+    return await sync_to_async(_load_job)(message_id)
 
 
 @dataclass

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import access
-from conversations.models import ChatModel, Conversation, Message
+from conversations import access, parameters
+from conversations.models import Attachment, ChatModel, Conversation, Message
 
 
 class Refused(Exception):
@@ -20,6 +20,12 @@ class Refused(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+@dataclass(frozen=True)
+class Settings:
+    system_prompt: str
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -66,23 +72,69 @@ async def choose_model(user: Any, model_id: int | None, conversation: Conversati
 
 
 async def submit(
-    user: Any, conversation: Conversation | None, text: str, model_id: int | None, client_id: str
+    user: Any,
+    conversation: Conversation | None,
+    text: str,
+    model_id: int | None,
+    client_id: str,
+    settings: dict[str, Any] | None = None,
+    attachment_ids: tuple[int, ...] = (),
 ) -> Accepted:
     text = check_text(text)
     model = await choose_model(user, model_id, conversation)
     duplicate = await _existing(user, client_id)
     if duplicate is not None:
         return duplicate
+    chosen = check_settings(settings, model)
+    attachments = await check_attachments(user, attachment_ids, model)
     if conversation is not None:
         if await conversation.messages.filter(status__in=Message.LIVE_STATUSES).aexists():
             raise Refused("An answer is still being written. Wait for it or press Stop.")
     try:
-        return await sync_to_async(_save)(user, conversation, text, model, client_id)
+        return await sync_to_async(_save)(user, conversation, text, model, client_id, chosen, attachments)
     except IntegrityError:
         # The same submission raced in from another tab or a resent frame.
         if found := await _existing(user, client_id):
             return found
         raise Refused("This message was already sent.") from None
+
+
+def check_settings(raw: dict[str, Any] | None, model: ChatModel) -> Settings | None:
+    if raw is None:
+        return None
+    try:
+        return Settings(
+            parameters.clean_system_prompt(raw.get("system_prompt")), parameters.clean(raw, model)
+        )
+    except parameters.InvalidSettings as exc:
+        raise Refused(exc.message) from None
+
+
+async def check_attachments(user: Any, ids: tuple[int, ...], model: ChatModel) -> list[Attachment]:
+    if not ids:
+        return []
+    if not model.supports_vision:
+        raise Refused(f"{model.display_name} does not accept images. Pick a vision model or remove the images.")
+    if len(ids) > settings.MAX_ATTACHMENTS_PER_MESSAGE:
+        raise Refused(f"At most {settings.MAX_ATTACHMENTS_PER_MESSAGE} images per message.")
+    found = [a async for a in Attachment.objects.filter(owner=user, pk__in=ids, message__isnull=True)]
+    if len(found) != len(set(ids)):
+        raise Refused("An attached image is no longer available. Attach it again.")
+    return found
+
+
+async def save_settings(
+    user: Any, conversation: Conversation | None, model_id: int | None, raw: dict[str, Any]
+) -> str:
+    """Store settings without sending anything; returns what to tell the user."""
+    model = await choose_model(user, model_id, conversation)
+    chosen = check_settings(raw, model)
+    if conversation is None or chosen is None:
+        return "Settings will apply to your first message."
+    conversation.system_prompt, conversation.params = chosen.system_prompt, chosen.params
+    conversation.model = model
+    await conversation.asave(update_fields=["system_prompt", "params", "model"])
+    return "Settings saved."
 
 
 async def _existing(user: Any, client_id: str) -> Accepted | None:
@@ -99,20 +151,27 @@ async def _existing(user: Any, client_id: str) -> Accepted | None:
 
 @transaction.atomic
 def _save(
-    user: Any, conversation: Conversation | None, text: str, model: ChatModel, client_id: str
+    user: Any,
+    conversation: Conversation | None,
+    text: str,
+    model: ChatModel,
+    client_id: str,
+    chosen: Settings | None,
+    attachments: list[Attachment],
 ) -> Accepted:
     created = conversation is None
     if conversation is None:
-        conversation = Conversation.objects.create(owner=user, model=model, title=title_from(text))
-    else:
-        if not conversation.title:
-            conversation.title = title_from(text)
-        conversation.model = model
-        conversation.updated_at = timezone.now()
-        conversation.save(update_fields=["title", "model", "updated_at"])
+        conversation = Conversation(owner=user, title=title_from(text))
+    conversation.title = conversation.title or title_from(text)
+    conversation.model = model
+    conversation.updated_at = timezone.now()
+    if chosen is not None:
+        conversation.system_prompt, conversation.params = chosen.system_prompt, chosen.params
+    conversation.save()
     question = Message.objects.create(
         conversation=conversation, role=Message.Role.USER, content=text, client_id=client_id
     )
+    Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=question)
     answer = Message.objects.create(
         conversation=conversation,
         role=Message.Role.ASSISTANT,

@@ -9,8 +9,19 @@ register = template.Library()
 
 @register.filter
 def seconds(milliseconds: int | None) -> str:
-    """1234 -> "1.2 s"; under ten seconds keeps one decimal."""
+    """850 -> "850 ms", 1234 -> "1.2 s"; under ten seconds keeps one decimal."""
     if milliseconds is None:
         return ""
+    if milliseconds < 1000:
+        return f"{milliseconds} ms"
     value = milliseconds / 1000
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+@register.filter
+def lookup(mapping: object, key: str) -> object:
+    """`params|lookup:name`: a dict value by a variable key ("" when missing)."""
+    if isinstance(mapping, dict):
+        value = mapping.get(key, "")
+        return "\n".join(value) if isinstance(value, list | tuple) else value
+    return ""

@@ -61,11 +61,73 @@
     }
   }
 
+  // --- Conversation settings: show only what the chosen model supports -------------
+  function selectedModel() {
+    const select = document.getElementById("model-select");
+    return select ? select.options[select.selectedIndex] : null;
+  }
+
+  function syncModelFields() {
+    const option = selectedModel();
+    const protocol = option ? option.dataset.protocol : "";
+    const caps = option ? (option.dataset.capabilities || "").split(" ") : [];
+    document.querySelectorAll("[data-param]").forEach((field) => {
+      const ok = field.dataset.protocols.split(" ").includes(protocol)
+        && (!field.dataset.capability || caps.includes(field.dataset.capability));
+      field.hidden = !ok;
+      // Disabled fields are not sent, so a setting the model cannot take never leaves the page.
+      field.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !ok; });
+    });
+    const warning = document.getElementById("vision-warning");
+    const hasImages = !!document.querySelector("#attachments .attachment-chip");
+    if (warning) warning.hidden = !(hasImages && !caps.includes("vision"));
+  }
+
+  // --- Images: picker, paste and drop all go through the same file input --------------
+  function attachFiles(files) {
+    const input = document.getElementById("attach-input");
+    const images = Array.from(files || []).filter((file) => file.type.startsWith("image/") || !file.type);
+    if (!input || !images.length) return false;
+    const transfer = new DataTransfer();
+    images.forEach((file) => transfer.items.add(file));
+    input.files = transfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    return true;
+  }
+
+  function showLightbox(link) {
+    let dialog = document.getElementById("lightbox");
+    if (!dialog) {
+      dialog = document.createElement("dialog");
+      dialog.id = "lightbox";
+      dialog.className = "lightbox";
+      dialog.addEventListener("click", () => dialog.close());
+      document.body.appendChild(dialog);
+    }
+    const image = document.createElement("img");
+    image.src = link.href;
+    image.alt = link.querySelector("img")?.alt || "";
+    dialog.replaceChildren(image);
+    dialog.showModal();
+  }
+
   function onClick(event) {
     const target = event.target.closest("[data-action]");
     if (!target) return;
     const action = target.dataset.action;
-    if (action === "toggle-sidebar") {
+    if (action === "open-settings") {
+      syncModelFields();
+      document.getElementById("settings-dialog").showModal();
+    } else if (action === "close-settings") {
+      document.getElementById("settings-dialog").close();
+    } else if (action === "remove-attachment") {
+      target.closest(".attachment-chip")?.remove();
+      syncModelFields();
+    } else if (action === "lightbox") {
+      if (event.metaKey || event.ctrlKey || event.shiftKey) return;
+      event.preventDefault();
+      showLightbox(target);
+    } else if (action === "toggle-sidebar") {
       document.getElementById("layout").classList.toggle("sidebar-open");
     } else if (action === "dismiss") {
       target.closest(".notice")?.remove();
@@ -106,6 +168,8 @@
       // The server accepted the message: only now is the composer cleared (nothing is lost).
       const textarea = composerText();
       textarea.value = "";
+      document.getElementById("attachments")?.replaceChildren();
+      syncModelFields();
       autosize(textarea);
       textarea.focus();
     } else if (target.id === "location" && target.dataset.url) {
@@ -132,6 +196,42 @@
   }
 
   document.addEventListener("click", onClick);
+  document.addEventListener("change", (event) => {
+    if (event.target.id === "model-select") syncModelFields();
+  });
+  document.addEventListener("paste", (event) => {
+    if (event.target === composerText() && attachFiles(event.clipboardData?.files)) event.preventDefault();
+  });
+  document.addEventListener("dragover", (event) => {
+    const composer = event.target.closest?.("#composer");
+    if (!composer || !event.dataTransfer?.types.includes("Files")) return;
+    event.preventDefault();
+    composer.classList.add("is-dragging");
+  });
+  document.addEventListener("dragleave", (event) => {
+    event.target.closest?.("#composer")?.classList.remove("is-dragging");
+  });
+  document.addEventListener("drop", (event) => {
+    const composer = event.target.closest?.("#composer");
+    if (!composer) return;
+    event.preventDefault();
+    composer.classList.remove("is-dragging");
+    attachFiles(event.dataTransfer?.files);
+  });
+  // A refused upload answers 400 with a plain-words fragment: show it as a notice.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    if (event.detail.requestConfig?.elt?.id !== "attach-input") return;
+    if (event.detail.xhr.status >= 400 && event.detail.xhr.status < 500) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+      event.detail.target = document.getElementById("notices");
+    }
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    if (event.detail.elt?.id !== "attach-input") return;
+    event.detail.elt.value = ""; // the same file can be picked again
+    syncModelFields();
+  });
   document.addEventListener("keydown", onKeydown);
   document.addEventListener("input", (event) => {
     if (event.target === composerText()) autosize(event.target);
@@ -156,5 +256,6 @@
     }
     const textarea = composerText();
     if (textarea) autosize(textarea);
+    syncModelFields();
   });
 })();

@@ -9,7 +9,10 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from conversations import crypto
+from conversations.model_sync import sync_models
 from conversations.models import ChatModel, Provider
+from conversations.providers.base import ProviderError
 
 
 def parse_model_spec(spec: str) -> tuple[str, str]:
@@ -38,12 +41,14 @@ class Command(BaseCommand):
         add.add_argument("--model", action="append", default=[], metavar="ID[=Display name]")
         add.add_argument("--default", action="store_true", help="Make the first model the site default")
         sub.add_parser("list", help="List providers and their models")
+        sync = sub.add_parser("sync", help="Discover a provider's models from GET /models")
+        sync.add_argument("name")
+        sync.add_argument("--enable", action="store_true", help="Enable the new models at once")
+        sub.add_parser("rekey", help="Re-encrypt every API key with the first ENCRYPTION_KEYS key")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["action"] == "add":
-            self._add(options)
-        else:
-            self._list()
+        actions = {"add": self._add, "list": self._list, "sync": self._sync, "rekey": self._rekey}
+        actions[options["action"]](options)
 
     @transaction.atomic
     def _add(self, options: dict[str, Any]) -> None:
@@ -70,7 +75,28 @@ class Command(BaseCommand):
             ChatModel.objects.filter(provider=provider, upstream_id=specs[0][0]).update(is_default=True)
         self.stdout.write(self.style.SUCCESS(f"Provider {provider.name!r} saved with {len(specs)} model(s)."))
 
-    def _list(self) -> None:
+    def _sync(self, options: dict[str, Any]) -> None:
+        provider = Provider.objects.filter(name=options["name"]).first()
+        if provider is None:
+            raise CommandError(f"No provider named {options['name']!r} (see `providers list`).")
+        try:
+            result = sync_models(provider, enable=options["enable"])
+        except ProviderError as exc:
+            raise CommandError(f"{provider.name}: {exc.message}") from None
+        state = "enabled" if options["enable"] else "disabled; enable them in the admin"
+        self.stdout.write(f"{provider.name}: {len(result.added)} new model(s) ({state}), {len(result.known)} already known.")
+        for upstream_id in result.added:
+            self.stdout.write(f"  + {upstream_id}")
+
+    @transaction.atomic
+    def _rekey(self, options: dict[str, Any]) -> None:
+        providers = list(Provider.objects.exclude(api_key_encrypted=""))
+        for provider in providers:
+            provider.api_key_encrypted = crypto.rotate(provider.api_key_encrypted)
+            provider.save(update_fields=["api_key_encrypted"])
+        self.stdout.write(f"Re-encrypted {len(providers)} API key(s) with the first key.")
+
+    def _list(self, options: dict[str, Any]) -> None:
         for provider in Provider.objects.prefetch_related("models"):
             key = "key set" if provider.has_api_key else "no key"
             state = "" if provider.enabled else " (disabled)"

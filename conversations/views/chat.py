@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
-from conversations import access, leases
+from conversations import access, leases, parameters
 from conversations.models import ChatModel, Conversation, Message
 
 SIDEBAR_LIMIT = 200
@@ -21,11 +21,11 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -> dict[str, Any]:
-    models = list(access.models_for(request.user))
+    models = list(access.models_for(request.user).select_related("provider"))
     selected = conversation.model if conversation and conversation.model else None
     if selected is None or selected not in models:
         selected = ChatModel.site_default()
-    messages = list(conversation.messages.all()) if conversation else []
+    messages = list(conversation.messages.prefetch_related("attachments")) if conversation else []
     sidebar = access.conversations_of(request.user).filter(archived=False).order_by("-updated_at")
     return {
         "conversation": conversation,
@@ -34,6 +34,8 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
         "selected_model": selected,
         "chat_messages": messages,
         "generating": any(m.status in Message.LIVE_STATUSES for m in messages),
+        "params": parameters.PARAMS,
+        "settings_values": conversation.params if conversation else {},
     }
 
 

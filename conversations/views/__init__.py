@@ -1,0 +1,1 @@
+"""Views, split by concern: the chat pages, attachments."""
