@@ -38,7 +38,7 @@ def models_for(user: Any) -> QuerySet[ChatModel]:
     """Models this user may pick (group restrictions plug in here)."""
     if not getattr(user, "is_authenticated", False):
         return ChatModel.objects.none()
-    return ChatModel.objects.usable()
+    return ChatModel.objects.usable()  # select_related("provider") included
 
 
 async def aget_model(user: Any, pk: int | None) -> ChatModel | None:

@@ -15,12 +15,17 @@ from django.db import transaction
 from conversations import leases
 from conversations.models import ChatModel, Provider
 
-# (provider name, protocol, upstream model id, display name, capabilities)
+# (provider name, protocol, upstream model id, display name, model fields)
+VISION = {"supports_vision": True}
 DEMO_MODELS = [
-    ("Demo (offline)", "openai-chat", "demo", "Demo", {"supports_vision": True, "supports_json_mode": True, "supports_tools": True}),
-    ("Demo (offline)", "openai-chat", "demo-reasoning", "Demo Reasoning", {"supports_reasoning": True, "supports_json_mode": True}),
-    ("Demo Anthropic (offline)", "anthropic-messages", "demo", "Demo Anthropic", {"supports_vision": True, "supports_reasoning": True}),
-    ("Demo Responses (offline)", "openai-responses", "demo", "Demo Responses", {"supports_vision": True, "supports_reasoning": True, "supports_json_mode": True}),
+    ("Demo (offline)", "openai-chat", "demo", "Demo",
+     {**VISION, "supports_json_mode": True, "supports_tools": True}),
+    ("Demo (offline)", "openai-chat", "demo-reasoning", "Demo Reasoning",
+     {"supports_reasoning": True, "supports_json_mode": True, "default_params": {"reasoning_effort": "medium"}}),
+    ("Demo Anthropic (offline)", "anthropic-messages", "demo", "Demo Anthropic",
+     {**VISION, "supports_reasoning": True, "default_params": {"thinking_budget": 1024}}),
+    ("Demo Responses (offline)", "openai-responses", "demo", "Demo Responses",
+     {**VISION, "supports_reasoning": True, "supports_json_mode": True, "default_params": {"reasoning_effort": "low"}}),
 ]
 
 
