@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -18,15 +19,14 @@ from django.conf import settings  # noqa: E402
 from conversations.demo_upstream import make_app  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
-
 DEMO_PREFIX = "/demo-upstream"
 
 
-def with_demo_upstream(app):  # type: ignore[no-untyped-def]
+def with_demo_upstream(app: Any) -> Any:
     """Serve the offline demo upstream beside Django, so `make run` needs no network."""
     demo = make_app(token_delay=settings.DEMO_TOKEN_DELAY, prefix=DEMO_PREFIX)
 
-    async def route(scope, receive, send):  # type: ignore[no-untyped-def]
+    async def route(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"].startswith(DEMO_PREFIX + "/"):
             await demo(scope, receive, send)
         else:

@@ -111,7 +111,7 @@ class MessageInline(admin.TabularInline[Message, Conversation]):
     model = Message
     extra = 0
     can_delete = False
-    fields = ["role", "status", "content", "model_name", "input_tokens", "output_tokens", "ttft_ms"]
+    fields = ("role", "status", "content", "model_name", "input_tokens", "output_tokens", "ttft_ms")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:

@@ -70,7 +70,9 @@ def parse(payload: dict[str, Any]) -> Command:
             attachment_ids=_ids(payload.get("attachments")),
         )
     if action == "settings":
-        return SaveSettings(model_id=_optional_id(payload.get("model")), settings=_settings(payload) or {})
+        return SaveSettings(
+            model_id=_optional_id(payload.get("model")), settings=_settings(payload) or {}
+        )
     if action == "stop":
         return Stop(message_id=_optional_id(payload.get("message")))
     if action == "retry":
@@ -88,7 +90,9 @@ def _settings(payload: dict[str, Any]) -> dict[str, Any] | None:
 
 def _ids(value: Any) -> tuple[int, ...]:
     values = value if isinstance(value, list) else [value]
-    ids = tuple(i for i in (_optional_id(v) for v in values if v not in (None, "")) if i is not None)
+    ids = tuple(
+        i for i in (_optional_id(v) for v in values if v not in (None, "")) if i is not None
+    )
     if len(ids) > 20:
         raise BadCommand("Too many attachments.")
     return ids

@@ -18,7 +18,7 @@ CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ships no types
     """One browser tab showing one conversation (or a new, still empty one)."""
 
     conversation: Conversation | None = None
@@ -91,7 +91,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if accepted.duplicate:
             return
         ids = [m.pk for m in accepted.messages]
-        await publisher(accepted.conversation.pk)({"type": "chat.messages_added", "message_ids": ids})
+        await publisher(accepted.conversation.pk)(
+            {"type": "chat.messages_added", "message_ids": ids}
+        )
         runs.start(accepted.assistant.pk, accepted.conversation.pk)
 
     async def _stop(self, message_id: int | None) -> None:
@@ -116,7 +118,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.conversation is None:
             raise submissions.Refused("Nothing to retry here.")
         message = await submissions.prepare_retry(self.user, self.conversation, message_id)
-        await publisher(self.conversation.pk)({"type": "chat.message_updated", "message_id": message.pk})
+        await publisher(self.conversation.pk)(
+            {"type": "chat.message_updated", "message_id": message.pk}
+        )
         runs.start(message.pk, self.conversation.pk)
 
     async def _live_messages(self) -> list[Message]:
@@ -178,7 +182,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _messages(self, ids: list[int]) -> list[Message]:
         if self.conversation is None:
             return []
-        found = self.conversation.messages.filter(pk__in=ids).prefetch_related("attachments").order_by("id")
+        found = (
+            self.conversation.messages.filter(pk__in=ids)
+            .prefetch_related("attachments")
+            .order_by("id")
+        )
         return [m async for m in found]
 
 

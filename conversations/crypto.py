@@ -39,7 +39,9 @@ def decrypt(ciphertext: str) -> str:
     try:
         return _fernet().decrypt(ciphertext.encode()).decode()
     except InvalidToken:
-        raise DecryptionError("the stored API key cannot be decrypted with ENCRYPTION_KEYS") from None
+        raise DecryptionError(
+            "the stored API key cannot be decrypted with ENCRYPTION_KEYS"
+        ) from None
 
 
 def rotate(ciphertext: str) -> str:

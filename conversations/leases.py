@@ -30,14 +30,18 @@ def sweep(conversation_id: int | None = None) -> list[tuple[int, int]]:
     found = list(expired(conversation_id).values_list("pk", "conversation_id"))
     if found:
         # The status filter again, so an answer that finished meanwhile is left alone.
-        expired(conversation_id).filter(pk__in=[pk for pk, _ in found]).update(**_interrupt_fields())
+        expired(conversation_id).filter(pk__in=[pk for pk, _ in found]).update(
+            **_interrupt_fields()
+        )
     return found
 
 
 async def asweep(conversation_id: int | None = None) -> list[tuple[int, int]]:
     found = [pair async for pair in expired(conversation_id).values_list("pk", "conversation_id")]
     if found:
-        await expired(conversation_id).filter(pk__in=[pk for pk, _ in found]).aupdate(
-            **_interrupt_fields()
+        await (
+            expired(conversation_id)
+            .filter(pk__in=[pk for pk, _ in found])
+            .aupdate(**_interrupt_fields())
         )
     return found

@@ -30,10 +30,12 @@ def sync_models(provider: Provider, *, enable: bool = False) -> SyncResult:
     Raises ProviderError when the upstream cannot be asked.
     """
     found = async_to_sync(_fetch)(provider)
-    existing = set(provider.models.values_list("upstream_id", flat=True))
+    existing = set(provider.chat_models.values_list("upstream_id", flat=True))
     added = [m for m in found if m.id not in existing]
     ChatModel.objects.bulk_create(
-        ChatModel(provider=provider, upstream_id=m.id, display_name=m.display_name[:100], enabled=enable)
+        ChatModel(
+            provider=provider, upstream_id=m.id, display_name=m.display_name[:100], enabled=enable
+        )
         for m in added
     )
     return SyncResult(added=[m.id for m in added], known=sorted(existing))

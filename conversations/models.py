@@ -87,7 +87,7 @@ class ChatModelQuerySet(models.QuerySet["ChatModel"]):
 class ChatModel(models.Model):
     """A model offered in the picker: an upstream model id behind a display name."""
 
-    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="chat_models")
     upstream_id = models.CharField(max_length=200, help_text="The model id sent upstream")
     display_name = models.CharField(max_length=100)
     enabled = models.BooleanField(default=True)
@@ -111,7 +111,9 @@ class ChatModel(models.Model):
     class Meta:
         ordering = ["sort_order", "display_name"]
         constraints = [
-            models.UniqueConstraint(fields=["provider", "upstream_id"], name="unique_model_per_provider"),
+            models.UniqueConstraint(
+                fields=["provider", "upstream_id"], name="unique_model_per_provider"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -178,10 +180,14 @@ class Message(models.Model):
 
     LIVE_STATUSES = (Status.PENDING, Status.STREAMING)
 
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
-    content_html = models.TextField(blank=True, help_text="Sanitised HTML rendered once, at the end")
+    content_html = models.TextField(
+        blank=True, help_text="Sanitised HTML rendered once, at the end"
+    )
     reasoning = models.TextField(blank=True)
     tool_calls = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
@@ -195,7 +201,9 @@ class Message(models.Model):
     reasoning_ms = models.PositiveIntegerField(null=True, blank=True)
     model = models.ForeignKey(ChatModel, null=True, blank=True, on_delete=models.SET_NULL)
     model_name = models.CharField(max_length=100, blank=True, help_text="Display name at the time")
-    client_id = models.CharField(max_length=64, blank=True, help_text="Idempotency key of the submission")
+    client_id = models.CharField(
+        max_length=64, blank=True, help_text="Idempotency key of the submission"
+    )
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -237,7 +245,9 @@ def attachment_path(instance: Attachment, filename: str) -> str:
 class Attachment(models.Model):
     """An image a user attached; validated, downscaled and stored through Django's storage."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
     message = models.ForeignKey(
         Message, null=True, blank=True, on_delete=models.CASCADE, related_name="attachments"
     )
@@ -247,7 +257,9 @@ class Attachment(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     size_bytes = models.PositiveIntegerField()
-    original_name = models.CharField(max_length=200, blank=True, help_text="Shown, never used as a path")
+    original_name = models.CharField(
+        max_length=200, blank=True, help_text="Shown, never used as a path"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -31,23 +31,63 @@ class Param:
     help: str = ""
 
     def supported_by(self, protocol: str, capabilities: set[str]) -> bool:
-        return protocol in self.protocols and (not self.capability or self.capability in capabilities)
+        return protocol in self.protocols and (
+            not self.capability or self.capability in capabilities
+        )
 
 
 PARAMS = (
-    Param("temperature", "Temperature", "float", minimum=0, maximum=2, help="Higher is more varied."),
+    Param(
+        "temperature", "Temperature", "float", minimum=0, maximum=2, help="Higher is more varied."
+    ),
     Param("top_p", "Top p", "float", minimum=0, maximum=1, help="Nucleus sampling."),
     Param("max_tokens", "Max tokens", "int", minimum=1, maximum=1_000_000, help="Longest answer."),
-    Param("stop", "Stop sequences", "lines", ("openai-chat", "anthropic-messages"), help="One per line, up to 4."),
+    Param(
+        "stop",
+        "Stop sequences",
+        "lines",
+        ("openai-chat", "anthropic-messages"),
+        help="One per line, up to 4.",
+    ),
     Param("presence_penalty", "Presence penalty", "float", ("openai-chat",), minimum=-2, maximum=2),
-    Param("frequency_penalty", "Frequency penalty", "float", ("openai-chat",), minimum=-2, maximum=2),
-    Param("seed", "Seed", "int", ("openai-chat",), minimum=0, maximum=2**63 - 1, help="Best-effort determinism."),
-    Param("json_mode", "JSON mode", "bool", ("openai-chat", "openai-responses"), capability="json_mode",
-          help="The answer is a JSON object (mention JSON in your message)."),
-    Param("reasoning_effort", "Reasoning effort", "choice", ("openai-chat", "openai-responses"),
-          capability="reasoning", choices=("low", "medium", "high")),
-    Param("thinking_budget", "Thinking budget", "int", ("anthropic-messages",), capability="reasoning",
-          minimum=1024, maximum=1_000_000, help="Tokens the model may think for (at least 1024)."),
+    Param(
+        "frequency_penalty", "Frequency penalty", "float", ("openai-chat",), minimum=-2, maximum=2
+    ),
+    Param(
+        "seed",
+        "Seed",
+        "int",
+        ("openai-chat",),
+        minimum=0,
+        maximum=2**63 - 1,
+        help="Best-effort determinism.",
+    ),
+    Param(
+        "json_mode",
+        "JSON mode",
+        "bool",
+        ("openai-chat", "openai-responses"),
+        capability="json_mode",
+        help="The answer is a JSON object (mention JSON in your message).",
+    ),
+    Param(
+        "reasoning_effort",
+        "Reasoning effort",
+        "choice",
+        ("openai-chat", "openai-responses"),
+        capability="reasoning",
+        choices=("low", "medium", "high"),
+    ),
+    Param(
+        "thinking_budget",
+        "Thinking budget",
+        "int",
+        ("anthropic-messages",),
+        capability="reasoning",
+        minimum=1024,
+        maximum=1_000_000,
+        help="Tokens the model may think for (at least 1024).",
+    ),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -78,10 +118,10 @@ def clean(raw: dict[str, Any], model: Any) -> dict[str, Any]:
 
 
 def clean_system_prompt(text: Any) -> str:
-    text = text if isinstance(text, str) else ""
-    if len(text) > MAX_SYSTEM_PROMPT:
+    prompt: str = text if isinstance(text, str) else ""
+    if len(prompt) > MAX_SYSTEM_PROMPT:
         raise InvalidSettings(f"The system prompt is limited to {MAX_SYSTEM_PROMPT:,} characters.")
-    return text.strip()
+    return prompt.strip()
 
 
 def _convert(param: Param, value: Any) -> Any:
@@ -108,7 +148,11 @@ def _number(param: Param, text: str) -> int | float:
         kind = "a whole number" if param.kind == "int" else "a number"
         raise InvalidSettings(f"{param.label} must be {kind}.") from None
     low, high = param.minimum, param.maximum
-    if (low is not None and number < low) or (high is not None and number > high) or number != number:
+    if (
+        (low is not None and number < low)
+        or (high is not None and number > high)
+        or number != number
+    ):
         raise InvalidSettings(f"{param.label} must be between {_fmt(low)} and {_fmt(high)}.")
     return number
 

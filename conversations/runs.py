@@ -31,7 +31,7 @@ class Runs:
         # Timeouts are set per request from the provider's settings.
         if self._client is None or self._client.is_closed:
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)
-            self._client = httpx.AsyncClient(limits=limits, timeout=None)
+            self._client = httpx.AsyncClient(limits=limits, timeout=None)  # noqa: S113 (set per request)
         return self._client
 
     def is_running(self, message_id: int) -> bool:

@@ -130,7 +130,9 @@ class Generation:
     async def run(self, client: httpx.AsyncClient) -> None:
         checkpoints = asyncio.create_task(self._checkpoint_loop())
         try:
-            async for event in stream_events(client, self.job.protocol, self.job.config, self.job.request):
+            async for event in stream_events(
+                client, self.job.protocol, self.job.config, self.job.request
+            ):
                 await self._apply(event)
         except asyncio.CancelledError:
             await self._end(checkpoints, Message.Status.CANCELLED)
@@ -189,14 +191,14 @@ class Generation:
                 }
             await Message.objects.filter(pk=self.job.message_id).aupdate(**fields)
 
-    async def _end(
-        self, checkpoints: asyncio.Task[None], status: str, error: str = ""
-    ) -> None:
+    async def _end(self, checkpoints: asyncio.Task[None], status: str, error: str = "") -> None:
         checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await checkpoints
         await self.coalescer.close()
-        await Message.objects.filter(pk=self.job.message_id).aupdate(**self._final_fields(status, error))
+        await Message.objects.filter(pk=self.job.message_id).aupdate(
+            **self._final_fields(status, error)
+        )
         await self.publish({"type": "chat.message_updated", "message_id": self.job.message_id})
 
     def _final_fields(self, status: str, error: str) -> dict[str, Any]:
@@ -251,4 +253,3 @@ async def fail_before_start(message_id: int, error: str, publish: Publish) -> No
         status=Message.Status.ERROR, error=error, lease_expires_at=None, duration_ms=0
     )
     await publish({"type": "chat.message_updated", "message_id": message_id})
-

@@ -55,7 +55,9 @@ def check_text(text: str) -> str:
     return text
 
 
-async def choose_model(user: Any, model_id: int | None, conversation: Conversation | None) -> ChatModel:
+async def choose_model(
+    user: Any, model_id: int | None, conversation: Conversation | None
+) -> ChatModel:
     if model_id is not None:
         model = await access.aget_model(user, model_id)
         if model is None:
@@ -87,11 +89,13 @@ async def submit(
         return duplicate
     chosen = check_settings(settings, model)
     attachments = await check_attachments(user, attachment_ids, model)
-    if conversation is not None:
-        if await conversation.messages.filter(status__in=Message.LIVE_STATUSES).aexists():
-            raise Refused("An answer is still being written. Wait for it or press Stop.")
+    live = conversation.messages.filter(status__in=Message.LIVE_STATUSES) if conversation else None
+    if live is not None and await live.aexists():
+        raise Refused("An answer is still being written. Wait for it or press Stop.")
     try:
-        return await sync_to_async(_save)(user, conversation, text, model, client_id, chosen, attachments)
+        return await sync_to_async(_save)(
+            user, conversation, text, model, client_id, chosen, attachments
+        )
     except IntegrityError:
         # The same submission raced in from another tab or a resent frame.
         if found := await _existing(user, client_id):
@@ -114,10 +118,14 @@ async def check_attachments(user: Any, ids: tuple[int, ...], model: ChatModel) -
     if not ids:
         return []
     if not model.supports_vision:
-        raise Refused(f"{model.display_name} does not accept images. Pick a vision model or remove the images.")
+        raise Refused(
+            f"{model.display_name} does not accept images. Pick a vision model or remove the images."
+        )
     if len(ids) > settings.MAX_ATTACHMENTS_PER_MESSAGE:
         raise Refused(f"At most {settings.MAX_ATTACHMENTS_PER_MESSAGE} images per message.")
-    found = [a async for a in Attachment.objects.filter(owner=user, pk__in=ids, message__isnull=True)]
+    found = [
+        a async for a in Attachment.objects.filter(owner=user, pk__in=ids, message__isnull=True)
+    ]
     if len(found) != len(set(ids)):
         raise Refused("An attached image is no longer available. Attach it again.")
     return found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ PASSWORD = "correct-horse-battery-9"
 CANARY_KEY = "sk-canary-3f9a1c0e7b2d4e68a5"
 
 
-def make_user(username: str, **extra: object) -> User:
+def make_user(username: str, **extra: Any) -> User:
     return User.objects.create_user(username=username, password=PASSWORD, **extra)
 
 

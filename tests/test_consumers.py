@@ -78,18 +78,19 @@ def send_frame(text: str, model: int | None = None, client_id: str = "c1") -> st
 
 
 async def test_anonymous_sockets_are_refused(db):
-    socket, connected, code = await open_socket(None)
+    _, connected, code = await open_socket(None)
     assert not connected
+    assert code == 4401
 
 
 async def test_foreign_origins_are_refused(alice):
-    socket, connected, _ = await open_socket(alice, origin=b"https://evil.example")
+    _, connected, _ = await open_socket(alice, origin=b"https://evil.example")
     assert not connected
 
 
 async def test_another_users_conversation_is_refused(alice, bob, chat_model):
     theirs = await sync_to_async(make_conversation)(bob, chat_model)
-    socket, connected, code = await open_socket(alice, f"/ws/conversations/{theirs.pk}/")
+    _, connected, code = await open_socket(alice, f"/ws/conversations/{theirs.pk}/")
     assert not connected
     assert code == 4404
 

@@ -270,12 +270,14 @@ def test_asgi_server_streams_and_reports_the_disconnect() -> None:
         await send({"type": "http.response.body", "body": b"data: 1\n\n", "more_body": True})
         seen.append((await receive())["type"])
 
-    with AsgiServer(app) as server, httpx.stream("GET", server.url) as response:
-        assert response.headers["transfer-encoding"] == "chunked"
-        assert next(response.iter_lines()) == "data: 1"
-    deadline = time.monotonic() + 5
-    while not seen and time.monotonic() < deadline:
-        time.sleep(0.01)
+    with AsgiServer(app) as server:
+        with httpx.stream("GET", server.url) as response:
+            assert response.headers["transfer-encoding"] == "chunked"
+            assert next(response.iter_lines()) == "data: 1"
+        # The client has gone; the server must tell the app while it still runs.
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
     assert seen == ["http.disconnect"]
 
 

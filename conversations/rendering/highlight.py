@@ -7,10 +7,10 @@ from functools import lru_cache
 from typing import Any
 
 from markdown_it.common.utils import escapeHtml
-from pygments import highlight  # type: ignore[import-untyped]
-from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
-from pygments.lexers import find_lexer_class_by_name  # type: ignore[import-untyped]
-from pygments.util import ClassNotFound  # type: ignore[import-untyped]
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import find_lexer_class_by_name
+from pygments.util import ClassNotFound
 
 # nowrap: we write the <pre><code> wrapper ourselves so every code block has one shape.
 _FORMATTER = HtmlFormatter(nowrap=True)

@@ -35,8 +35,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         cleanup()  # type: ignore[operator]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: Playwright's sync API keeps an event loop running while it is open,
+    # which would break the asyncio tests that run after the browser modules.
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -54,7 +56,9 @@ def page(browser: Browser) -> Iterator[Page]:
     context.close()
 
 
-def log_in(page: Page, live: LiveServer, username: str = "admin", password: str | None = None) -> None:
+def log_in(
+    page: Page, live: LiveServer, username: str = "admin", password: str | None = None
+) -> None:
     page.goto(live.url + "/accounts/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password or live.admin_password)

@@ -31,8 +31,13 @@ class LiveServer:
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-            capture_output=True, text=True, check=True, timeout=120,
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
         )
         return result.stdout
 
@@ -80,16 +85,33 @@ def start(data_dir: Path, token_delay: float = 0.04) -> LiveServer:
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     run = lambda *a: subprocess.run(  # noqa: E731
-        [sys.executable, "manage.py", *a], cwd=ROOT, env=env, capture_output=True, text=True,
-        check=True, timeout=180,
+        [sys.executable, "manage.py", *a],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=180,
     )
     run("migrate", "--noinput", "-v0")
     output = run("bootstrap", "--port", str(port)).stdout
     password = output.split("password:")[1].split()[0]
     log = open(data_dir / "daphne.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatsite.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", password, env, process)
     if pg_name:

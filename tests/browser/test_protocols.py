@@ -30,7 +30,9 @@ def start_chat(page: Page, live: LiveServer, model: str) -> None:
 
 
 @pytest.mark.parametrize("model", ["Demo", "Demo Anthropic", "Demo Responses"])
-def test_an_attached_image_reaches_the_upstream(page: Page, live: LiveServer, model: str, tmp_path: Path) -> None:
+def test_an_attached_image_reaches_the_upstream(
+    page: Page, live: LiveServer, model: str, tmp_path: Path
+) -> None:
     start_chat(page, live, model)
     page.set_input_files("[data-testid=attach]", str(png_file(tmp_path)))
     expect(page.locator("#attachments .attachment-chip")).to_have_count(1)
@@ -40,7 +42,9 @@ def test_an_attached_image_reaches_the_upstream(page: Page, live: LiveServer, mo
     answer = page.locator(ANSWER).last
     expect(answer).to_have_attribute("data-status", "streaming")
     expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
-    expect(answer.locator("[data-testid=message-content]")).to_contain_text("I received 1 image: PNG, 64×48")
+    expect(answer.locator("[data-testid=message-content]")).to_contain_text(
+        "I received 1 image: PNG, 64×48"
+    )
     thumb = page.locator("[data-testid=message][data-role=user] [data-testid=attachment]").last
     expect(thumb).to_be_visible()
     assert page.evaluate("(img) => img.naturalWidth > 0", thumb.element_handle())
@@ -66,10 +70,15 @@ def test_reasoning_streams_live_then_collapses(page: Page, live: LiveServer, mod
     details.locator("summary").click()
     expect(reasoning).to_be_visible()
     thought = reasoning.inner_text()
-    assert thought.strip() and thought.strip() not in answer.locator("[data-testid=message-content]").inner_text()
+    assert (
+        thought.strip()
+        and thought.strip() not in answer.locator("[data-testid=message-content]").inner_text()
+    )
 
 
-def test_a_model_without_vision_says_so_before_sending(page: Page, live: LiveServer, tmp_path: Path) -> None:
+def test_a_model_without_vision_says_so_before_sending(
+    page: Page, live: LiveServer, tmp_path: Path
+) -> None:
     start_chat(page, live, "Demo Reasoning")
     page.set_input_files("[data-testid=attach]", str(png_file(tmp_path)))
     expect(page.locator("#vision-warning")).to_be_visible()
@@ -79,7 +88,9 @@ def test_a_model_without_vision_says_so_before_sending(page: Page, live: LiveSer
     expect(page.locator("[data-testid=composer]")).to_have_value("look")  # nothing lost
 
 
-def test_a_non_image_upload_is_refused_in_plain_words(page: Page, live: LiveServer, tmp_path: Path) -> None:
+def test_a_non_image_upload_is_refused_in_plain_words(
+    page: Page, live: LiveServer, tmp_path: Path
+) -> None:
     start_chat(page, live, "Demo")
     fake = tmp_path / "notes.png"
     fake.write_text("<html>not an image</html>")

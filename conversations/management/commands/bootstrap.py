@@ -15,17 +15,48 @@ from django.db import transaction
 from conversations import leases
 from conversations.models import ChatModel, Provider
 
+Fields = dict[str, Any]
+
 # (provider name, protocol, upstream model id, display name, model fields)
-VISION = {"supports_vision": True}
-DEMO_MODELS = [
-    ("Demo (offline)", "openai-chat", "demo", "Demo",
-     {**VISION, "supports_json_mode": True, "supports_tools": True}),
-    ("Demo (offline)", "openai-chat", "demo-reasoning", "Demo Reasoning",
-     {"supports_reasoning": True, "supports_json_mode": True, "default_params": {"reasoning_effort": "medium"}}),
-    ("Demo Anthropic (offline)", "anthropic-messages", "demo", "Demo Anthropic",
-     {**VISION, "supports_reasoning": True, "default_params": {"thinking_budget": 1024}}),
-    ("Demo Responses (offline)", "openai-responses", "demo", "Demo Responses",
-     {**VISION, "supports_reasoning": True, "supports_json_mode": True, "default_params": {"reasoning_effort": "low"}}),
+VISION: Fields = {"supports_vision": True}
+DEMO_MODELS: list[tuple[str, str, str, str, Fields]] = [
+    (
+        "Demo (offline)",
+        "openai-chat",
+        "demo",
+        "Demo",
+        {**VISION, "supports_json_mode": True, "supports_tools": True},
+    ),
+    (
+        "Demo (offline)",
+        "openai-chat",
+        "demo-reasoning",
+        "Demo Reasoning",
+        {
+            "supports_reasoning": True,
+            "supports_json_mode": True,
+            "default_params": {"reasoning_effort": "medium"},
+        },
+    ),
+    (
+        "Demo Anthropic (offline)",
+        "anthropic-messages",
+        "demo",
+        "Demo Anthropic",
+        {**VISION, "supports_reasoning": True, "default_params": {"thinking_budget": 1024}},
+    ),
+    (
+        "Demo Responses (offline)",
+        "openai-responses",
+        "demo",
+        "Demo Responses",
+        {
+            **VISION,
+            "supports_reasoning": True,
+            "supports_json_mode": True,
+            "default_params": {"reasoning_effort": "low"},
+        },
+    ),
 ]
 
 
@@ -38,7 +69,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         interrupted = leases.sweep()
         if interrupted:
-            self.stdout.write(f"Marked {len(interrupted)} interrupted answer(s) from a previous run.")
+            self.stdout.write(
+                f"Marked {len(interrupted)} interrupted answer(s) from a previous run."
+            )
         self._first_admin()
         if settings.DEMO_UPSTREAM_ENABLED:
             self._demo_models(options["port"])
@@ -62,7 +95,12 @@ class Command(BaseCommand):
         for order, (name, protocol, upstream_id, display, caps) in enumerate(DEMO_MODELS):
             provider, _ = Provider.objects.update_or_create(
                 name=name,
-                defaults={"protocol": protocol, "base_url": base.removesuffix("/v1") if protocol == "anthropic-messages" else base},
+                defaults={
+                    "protocol": protocol,
+                    "base_url": base.removesuffix("/v1")
+                    if protocol == "anthropic-messages"
+                    else base,
+                },
             )
             ChatModel.objects.get_or_create(
                 provider=provider,
@@ -70,5 +108,7 @@ class Command(BaseCommand):
                 defaults={"display_name": display, "sort_order": order, **caps},
             )
         if not had_default:
-            ChatModel.objects.filter(provider__name=DEMO_MODELS[0][0], upstream_id="demo").update(is_default=True)
+            ChatModel.objects.filter(provider__name=DEMO_MODELS[0][0], upstream_id="demo").update(
+                is_default=True
+            )
         self.stdout.write(f"Demo models ready (offline upstream at {base}).")

@@ -35,11 +35,15 @@ class Command(BaseCommand):
         add.add_argument("--base-url", required=True)
         add.add_argument("--api-key", default="")
         add.add_argument(
-            "--auth-scheme", choices=Provider.AuthScheme.values, default=None,
+            "--auth-scheme",
+            choices=Provider.AuthScheme.values,
+            default=None,
             help="How the key is sent (default: x-api-key for anthropic-messages, else bearer)",
         )
         add.add_argument("--model", action="append", default=[], metavar="ID[=Display name]")
-        add.add_argument("--default", action="store_true", help="Make the first model the site default")
+        add.add_argument(
+            "--default", action="store_true", help="Make the first model the site default"
+        )
         sub.add_parser("list", help="List providers and their models")
         sync = sub.add_parser("sync", help="Discover a provider's models from GET /models")
         sync.add_argument("name")
@@ -52,7 +56,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _add(self, options: dict[str, Any]) -> None:
-        provider = Provider.objects.filter(name=options["name"]).first() or Provider(name=options["name"])
+        provider = Provider.objects.filter(name=options["name"]).first() or Provider(
+            name=options["name"]
+        )
         provider.protocol = options["protocol"]
         provider.base_url = options["base_url"].strip()
         provider.auth_scheme = options["auth_scheme"] or (
@@ -63,7 +69,9 @@ class Command(BaseCommand):
         try:
             provider.full_clean()
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items())) from None
+            raise CommandError(
+                "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.message_dict.items())
+            ) from None
         provider.save()
         specs = [parse_model_spec(spec) for spec in options["model"]]
         for upstream_id, display in specs:
@@ -72,8 +80,12 @@ class Command(BaseCommand):
             )
         if options["default"] and specs:
             ChatModel.objects.update(is_default=False)
-            ChatModel.objects.filter(provider=provider, upstream_id=specs[0][0]).update(is_default=True)
-        self.stdout.write(self.style.SUCCESS(f"Provider {provider.name!r} saved with {len(specs)} model(s)."))
+            ChatModel.objects.filter(provider=provider, upstream_id=specs[0][0]).update(
+                is_default=True
+            )
+        self.stdout.write(
+            self.style.SUCCESS(f"Provider {provider.name!r} saved with {len(specs)} model(s).")
+        )
 
     def _sync(self, options: dict[str, Any]) -> None:
         provider = Provider.objects.filter(name=options["name"]).first()
@@ -84,7 +96,9 @@ class Command(BaseCommand):
         except ProviderError as exc:
             raise CommandError(f"{provider.name}: {exc.message}") from None
         state = "enabled" if options["enable"] else "disabled; enable them in the admin"
-        self.stdout.write(f"{provider.name}: {len(result.added)} new model(s) ({state}), {len(result.known)} already known.")
+        self.stdout.write(
+            f"{provider.name}: {len(result.added)} new model(s) ({state}), {len(result.known)} already known."
+        )
         for upstream_id in result.added:
             self.stdout.write(f"  + {upstream_id}")
 
@@ -97,11 +111,13 @@ class Command(BaseCommand):
         self.stdout.write(f"Re-encrypted {len(providers)} API key(s) with the first key.")
 
     def _list(self, options: dict[str, Any]) -> None:
-        for provider in Provider.objects.prefetch_related("models"):
+        for provider in Provider.objects.prefetch_related("chat_models"):
             key = "key set" if provider.has_api_key else "no key"
             state = "" if provider.enabled else " (disabled)"
-            self.stdout.write(f"{provider.name}{state}: {provider.protocol} {provider.base_url} [{key}]")
-            for model in provider.models.all():
+            self.stdout.write(
+                f"{provider.name}{state}: {provider.protocol} {provider.base_url} [{key}]"
+            )
+            for model in provider.chat_models.all():
                 flags = " default" if model.is_default else ""
                 flags += "" if model.enabled else " disabled"
                 self.stdout.write(f"  - {model.upstream_id} = {model.display_name}{flags}")
