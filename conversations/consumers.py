@@ -88,6 +88,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             await self._join(accepted.conversation)
             await self.send(text_data=frames.conversation_started(accepted.conversation))
         await self.send(text_data=frames.accepted(uuid.uuid4().hex))
+        for warning in accepted.warnings:
+            await self.send(text_data=frames.notice(warning, level="warning"))
         if accepted.duplicate:
             return
         ids = [m.pk for m in accepted.messages]

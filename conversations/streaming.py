@@ -15,8 +15,10 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from conversations import threads
 from conversations.coalescer import DeltaCoalescer, Publish
-from conversations.models import Attachment, Message
+from conversations import usage as ledger
+from conversations.models import Attachment, ChatModel, Message, UsageRecord
 from conversations.providers import get_protocol
 from conversations.providers.base import (
     ChatRequest,
@@ -54,6 +56,13 @@ class Job:
     protocol: WireProtocol
     config: ProviderConfig
     request: ChatRequest
+    model: ChatModel
+    user_id: int
+    username: str
+
+    @property
+    def prompt_chars(self) -> int:
+        return len(self.request.system) + sum(len(t.text) for t in self.request.turns)
 
 
 def history_turns(messages: list[Message]) -> tuple[Turn, ...]:
@@ -75,15 +84,16 @@ def image_part(attachment: Attachment) -> ImagePart:
 
 
 def _load_job(message_id: int) -> Job:
-    message = Message.objects.select_related("conversation", "model__provider").get(pk=message_id)
+    message = Message.objects.select_related("conversation__owner", "model__provider").get(
+        pk=message_id
+    )
     model = message.model
     if model is None or not model.enabled or not model.provider.enabled:
         raise JobError("This model is no longer available. Pick another model and retry.")
     conversation = message.conversation
-    earlier = conversation.messages.filter(id__lt=message.id).prefetch_related("attachments")
     request = ChatRequest(
         model=model.upstream_id,
-        turns=history_turns(list(earlier.order_by("id"))),
+        turns=history_turns(threads.ancestors(message)),
         system=conversation.system_prompt,
         params=model.generation_params(conversation.params),
     )
@@ -93,6 +103,9 @@ def _load_job(message_id: int) -> Job:
         protocol=get_protocol(model.provider.protocol),
         config=model.provider.config(),
         request=request,
+        model=model,
+        user_id=conversation.owner_id,
+        username=conversation.owner.get_username(),
     )
 
 
@@ -116,6 +129,7 @@ class Generation:
     first_token_at: float | None = None
     reasoning_ended_at: float | None = None
     dirty: bool = False
+    attempts: int = 1
 
     def __post_init__(self) -> None:
         self.coalescer = DeltaCoalescer(
@@ -131,14 +145,18 @@ class Generation:
         checkpoints = asyncio.create_task(self._checkpoint_loop())
         try:
             async for event in stream_events(
-                client, self.job.protocol, self.job.config, self.job.request
+                client,
+                self.job.protocol,
+                self.job.config,
+                self.job.request,
+                on_attempt=self._on_attempt,
             ):
                 await self._apply(event)
         except asyncio.CancelledError:
             await self._end(checkpoints, Message.Status.CANCELLED)
             raise
         except ProviderError as exc:
-            await self._end(checkpoints, Message.Status.ERROR, exc.message)
+            await self._end(checkpoints, Message.Status.ERROR, exc.message, record=False)
         except Exception:
             logger.exception("generation of message %s failed", self.job.message_id)
             await self._end(checkpoints, Message.Status.ERROR, INTERNAL_ERROR)
@@ -166,6 +184,36 @@ class Generation:
         elif isinstance(event, Finish):
             self.finish = event
 
+    async def _on_attempt(self, attempt: int, error: ProviderError | None) -> None:
+        """Every failed attempt gets its own ledger row (retries are billed calls too)."""
+        self.attempts = attempt + (error is not None)
+        if error is not None:
+            await self._record(UsageRecord.Outcome.ERROR, attempt, error.message)
+
+    async def _record(self, outcome: str, attempt: int, error: str = "") -> None:
+        text = "".join(self.text) + "".join(self.reasoning)
+        produced = bool(text) or self.usage.output_tokens is not None
+        call = ledger.Call(
+            user_id=self.job.user_id,
+            username=self.job.username,
+            model=self.job.model,
+            outcome=outcome,
+            conversation_id=self.job.conversation_id,
+            message_id=self.job.message_id,
+            attempt=attempt,
+            error=error,
+            usage=self.usage if self.usage != Usage() else None,
+            # A call refused before any output used no tokens: nothing to estimate.
+            prompt_chars=self.job.prompt_chars if produced or outcome != "error" else 0,
+            output_chars=len(text),
+            ttft_ms=_ms(self.first_token_at - self.started) if self.first_token_at else None,
+            duration_ms=_ms(time.monotonic() - self.started),
+        )
+        try:
+            await ledger.record(call)
+        except Exception:  # the answer matters more than its ledger row
+            logger.exception("could not record usage of message %s", self.job.message_id)
+
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
@@ -191,7 +239,10 @@ class Generation:
                 }
             await Message.objects.filter(pk=self.job.message_id).aupdate(**fields)
 
-    async def _end(self, checkpoints: asyncio.Task[None], status: str, error: str = "") -> None:
+    async def _end(
+        self, checkpoints: asyncio.Task[None], status: str, error: str = "", record: bool = True
+    ) -> None:
+        """Final save; `record=False` when the failed attempt already has its ledger row."""
         checkpoints.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await checkpoints
@@ -199,6 +250,9 @@ class Generation:
         await Message.objects.filter(pk=self.job.message_id).aupdate(
             **self._final_fields(status, error)
         )
+        if record:
+            outcome = {"complete": "ok", "cancelled": "cancelled"}.get(status, "error")
+            await self._record(outcome, self.attempts, error)
         await self.publish({"type": "chat.message_updated", "message_id": self.job.message_id})
 
     def _final_fields(self, status: str, error: str) -> dict[str, Any]:
@@ -207,6 +261,7 @@ class Generation:
         finish = self.finish.reason if self.finish else ""
         if status == Message.Status.COMPLETE and not error:
             error = FINISH_NOTES.get(finish, "")
+        error = error[:1].upper() + error[1:]
         render = render_json_answer if self.job.request.params.json_mode else render_markdown
         return {
             "status": status,

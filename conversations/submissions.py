@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations import access, parameters
+from conversations import access, parameters, quotas
 from conversations.models import Attachment, ChatModel, Conversation, Message
 
 
@@ -35,6 +36,7 @@ class Accepted:
     assistant: Message
     created_conversation: bool
     duplicate: bool = False
+    warnings: tuple[str, ...] = ()
 
 
 def title_from(text: str, words: int = 8) -> str:
@@ -67,7 +69,8 @@ async def choose_model(
         current = await access.aget_model(user, conversation.model_id)
         if current is not None:
             return current
-    default = await sync_to_async(ChatModel.site_default)()
+    mine = access.models_for(user)
+    default = await mine.filter(is_default=True).afirst() or await mine.afirst()
     if default is None:
         raise Refused("No model is configured yet. Ask an admin to add a provider.")
     return default
@@ -92,15 +95,25 @@ async def submit(
     live = conversation.messages.filter(status__in=Message.LIVE_STATUSES) if conversation else None
     if live is not None and await live.aexists():
         raise Refused("An answer is still being written. Wait for it or press Stop.")
+    warnings = await check_quota(user, model)
     try:
-        return await sync_to_async(_save)(
+        accepted = await sync_to_async(_save)(
             user, conversation, text, model, client_id, chosen, attachments
         )
+        return dataclasses.replace(accepted, warnings=tuple(warnings))
     except IntegrityError:
         # The same submission raced in from another tab or a resent frame.
         if found := await _existing(user, client_id):
             return found
         raise Refused("This message was already sent.") from None
+
+
+async def check_quota(user: Any, model: ChatModel) -> list[str]:
+    """Budgets and the rate limit; over a limit nothing is saved or sent."""
+    try:
+        return await quotas.check(user, model)
+    except quotas.QuotaExceeded as exc:
+        raise Refused(exc.message) from None
 
 
 def check_settings(raw: dict[str, Any] | None, model: ChatModel) -> Settings | None:
@@ -177,7 +190,11 @@ def _save(
         conversation.system_prompt, conversation.params = chosen.system_prompt, chosen.params
     conversation.save()
     question = Message.objects.create(
-        conversation=conversation, role=Message.Role.USER, content=text, client_id=client_id
+        conversation=conversation,
+        role=Message.Role.USER,
+        content=text,
+        client_id=client_id,
+        parent=conversation.current_leaf if not created else None,
     )
     Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=question)
     answer = Message.objects.create(
@@ -188,7 +205,10 @@ def _save(
         model_name=model.display_name,
         client_id=client_id,
         lease_expires_at=Message.lease_until(),
+        parent=question,
     )
+    conversation.current_leaf = answer
+    conversation.save(update_fields=["current_leaf"])
     return Accepted(conversation, [question, answer], answer, created_conversation=created)
 
 
@@ -201,6 +221,7 @@ async def prepare_retry(user: Any, conversation: Conversation, message_id: int) 
     if message.is_live:
         raise Refused("This answer is still being written.")
     model = await choose_model(user, None, conversation)
+    await check_quota(user, model)
     message.status = Message.Status.PENDING
     message.content = message.content_html = message.reasoning = message.error = ""
     message.finish_reason = ""

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
-from conversations import access, leases, parameters
+from conversations import access, leases, parameters, threads
 from conversations.models import ChatModel, Conversation, Message
 
 SIDEBAR_LIMIT = 200
@@ -25,7 +25,8 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
     selected = conversation.model if conversation and conversation.model else None
     if selected is None or selected not in models:
         selected = ChatModel.site_default()
-    messages = list(conversation.messages.prefetch_related("attachments")) if conversation else []
+    thread = threads.thread_of(conversation) if conversation else threads.Thread([])
+    messages = thread.messages
     sidebar = access.conversations_of(request.user).filter(archived=False).order_by("-updated_at")
     return {
         "conversation": conversation,
@@ -33,6 +34,7 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
         "models": models,
         "selected_model": selected,
         "chat_messages": messages,
+        "versions": thread.versions,
         "generating": any(m.status in Message.LIVE_STATUSES for m in messages),
         "params": parameters.PARAMS,
         "settings_values": conversation.params if conversation else {},

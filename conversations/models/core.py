@@ -21,6 +21,12 @@ from conversations.providers.base import GenerationParams, ProviderConfig
 class User(AbstractUser):
     """The team member. Custom from day one, as Django advises for new projects."""
 
+    requests_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Overrides the site's RATE_LIMIT_PER_MINUTE for this person",
+    )
+
 
 class Provider(models.Model):
     """An upstream API endpoint: one wire protocol, one base URL, one key."""
@@ -105,6 +111,12 @@ class ChatModel(models.Model):
         max_digits=12, decimal_places=6, default=Decimal(0), help_text="Per million output tokens"
     )
     sort_order = models.IntegerField(default=0)
+    allowed_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="chat_models",
+        help_text="Only members of these groups may use this model; none selected means everyone.",
+    )
 
     objects = ChatModelQuerySet.as_manager()
 
@@ -148,6 +160,15 @@ class Conversation(models.Model):
     system_prompt = models.TextField(blank=True)
     params = models.JSONField(default=dict, blank=True)
     archived = models.BooleanField(default=False)
+    title_generated = models.BooleanField(default=False, help_text="Titled by the model")
+    current_leaf = models.ForeignKey(
+        "Message",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The last message of the branch on screen (edits and regenerations branch)",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -182,6 +203,14 @@ class Message(models.Model):
 
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        help_text="The message this one answers or follows; siblings are versions",
     )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)

@@ -1,0 +1,90 @@
+"""Branches of a conversation: the path on screen, and the versions (siblings) of each message.
+
+Every message points at its parent; an edit or a regeneration adds a sibling. The
+conversation's `current_leaf` picks the branch on screen.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from conversations.models import Conversation, Message
+
+
+@dataclass(frozen=True)
+class Version:
+    index: int  # 1-based position among its siblings
+    count: int
+    previous_id: int | None
+    next_id: int | None
+
+
+@dataclass
+class Thread:
+    messages: list[Message]  # the active path, oldest first
+    versions: dict[int, Version] = field(default_factory=dict)
+
+
+def _children(messages: list[Message]) -> dict[int | None, list[Message]]:
+    children: dict[int | None, list[Message]] = defaultdict(list)
+    for message in messages:  # ordered by id, so siblings come oldest first
+        children[message.parent_id].append(message)
+    return children
+
+
+def path_to(by_id: dict[int, Message], leaf: Message | None) -> list[Message]:
+    path: list[Message] = []
+    seen: set[int] = set()
+    while leaf is not None and leaf.pk not in seen:
+        seen.add(leaf.pk)
+        path.append(leaf)
+        leaf = by_id.get(leaf.parent_id) if leaf.parent_id else None
+    return path[::-1]
+
+
+def newest_leaf(start: Message, children: dict[int | None, list[Message]]) -> Message:
+    """Follow the newest child down to a leaf: what a version switch shows."""
+    node = start
+    while children.get(node.pk):
+        node = children[node.pk][-1]
+    return node
+
+
+def build(messages: list[Message], leaf_id: int | None) -> Thread:
+    """The thread on screen from all of a conversation's messages (already loaded)."""
+    if not messages:
+        return Thread([])
+    by_id = {m.pk: m for m in messages}
+    children = _children(messages)
+    if all(m.parent_id is None for m in messages[1:]) and len(children[None]) == len(messages):
+        return Thread(messages)  # a conversation from before branching: a straight list
+    leaf = by_id.get(leaf_id) if leaf_id else None
+    path = path_to(by_id, leaf or newest_leaf(children[None][-1], children))
+    return Thread(path, {m.pk: _version(m, children) for m in path})
+
+
+def _version(message: Message, children: dict[int | None, list[Message]]) -> Version:
+    siblings = children[message.parent_id]
+    i = next(n for n, s in enumerate(siblings) if s.pk == message.pk)
+    return Version(
+        index=i + 1,
+        count=len(siblings),
+        previous_id=siblings[i - 1].pk if i > 0 else None,
+        next_id=siblings[i + 1].pk if i + 1 < len(siblings) else None,
+    )
+
+
+def thread_of(conversation: Conversation) -> Thread:
+    messages = list(conversation.messages.prefetch_related("attachments").order_by("id"))
+    return build(messages, conversation.current_leaf_id)
+
+
+def ancestors(message: Message) -> list[Message]:
+    """The messages before this one on its branch, oldest first (what the upstream sees)."""
+    messages = list(message.conversation.messages.filter(id__lt=message.pk).order_by("id"))
+    if all(m.parent_id is None for m in messages) and message.parent_id is None:
+        return messages  # a straight list, from before branching
+    by_id = {m.pk: m for m in messages}
+    parent = by_id.get(message.parent_id) if message.parent_id else None
+    return path_to(by_id, parent)
