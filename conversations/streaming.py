@@ -16,8 +16,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from conversations import threads
-from conversations.coalescer import DeltaCoalescer, Publish
 from conversations import usage as ledger
+from conversations.coalescer import DeltaCoalescer, Publish
 from conversations.models import Attachment, ChatModel, Message, UsageRecord
 from conversations.providers import get_protocol
 from conversations.providers.base import (
