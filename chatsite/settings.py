@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "chatsite.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -100,6 +101,18 @@ else:
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
     }
 
+# The cache holds login throttling counters: shared through Redis across workers.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "teamchat",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 AUTH_USER_MODEL = "conversations.User"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -137,6 +150,7 @@ SECURE_HTTPS = env_bool("SECURE_HTTPS", False)
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # pages carry the token themselves; no script reads the cookie
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_SSL_REDIRECT = SECURE_HTTPS and env_bool("SECURE_SSL_REDIRECT", True)
@@ -146,8 +160,15 @@ SECURE_HSTS_PRELOAD = SECURE_HTTPS
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# chatsite/security.py adds Content-Security-Policy, Permissions-Policy and CORP.
 if env_bool("BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Failed sign-ins per username and per client address within the window; past the
+# limit, further attempts are refused (HTTP 429) until the window ends.
+LOGIN_FAILURES_LIMIT = env_int("LOGIN_FAILURES_LIMIT", 5, minimum=1)
+LOGIN_FAILURES_WINDOW = env_int("LOGIN_FAILURES_WINDOW", 15 * 60, minimum=1)
 
 # Provider API keys are encrypted at rest with these Fernet keys: the first encrypts,
 # every one decrypts (add a new key in front to rotate, then run `providers rekey`).
@@ -182,3 +203,10 @@ IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
 IMAGE_MAX_SIDE = env_int("IMAGE_MAX_SIDE", 2048, minimum=16)
 IMAGE_THUMB_SIDE = env_int("IMAGE_THUMB_SIDE", 320, minimum=16)
 MAX_ATTACHMENTS_PER_MESSAGE = env_int("MAX_ATTACHMENTS_PER_MESSAGE", 4, minimum=1)
+
+# Ask the conversation's model for a title after the first answer (billed like any call).
+AUTO_TITLES = env_bool("AUTO_TITLES", True)
+
+# Chat submissions a person may send per minute (a user's own requests_per_minute wins);
+# counted from saved messages, so it holds across workers. 0 means unlimited.
+RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 20, minimum=0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from conversations.models import ChatModel, Conversation, Message
@@ -35,10 +35,23 @@ async def aget_message(user: Any, conversation: Conversation, pk: int) -> Messag
 
 
 def models_for(user: Any) -> QuerySet[ChatModel]:
-    """Models this user may pick (group restrictions plug in here)."""
+    """Usable models this user may pick: unrestricted ones and those of their groups.
+
+    A model with no allowed groups is open to everyone; superusers see every usable model.
+    """
     if not getattr(user, "is_authenticated", False):
         return ChatModel.objects.none()
-    return ChatModel.objects.usable()  # select_related("provider") included
+    usable = ChatModel.objects.usable()  # select_related("provider") included
+    if user.is_superuser:
+        return usable
+    return usable.filter(
+        ~Exists(_restrictions()) | Exists(_restrictions().filter(group__user=user))
+    )
+
+
+def _restrictions() -> QuerySet[Any]:
+    """The allowed-group rows of the model in the outer query."""
+    return ChatModel.allowed_groups.through.objects.filter(chatmodel_id=OuterRef("pk"))
 
 
 async def aget_model(user: Any, pk: int | None) -> ChatModel | None:

@@ -9,11 +9,21 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
+from conversations import (
+    admin_quotas,  # noqa: F401  (registers the Budget admin)
+    admin_shares,  # noqa: F401  (registers the Share admin)
+    admin_usage,  # noqa: F401  (registers the usage ledger's admin)
+)
 from conversations.model_sync import sync_models
 from conversations.models import ChatModel, Conversation, Message, Provider, User
 from conversations.providers.base import ProviderError
 
-admin.site.register(User, UserAdmin)
+
+class TeamUserAdmin(UserAdmin[User]):
+    fieldsets = (*(UserAdmin.fieldsets or ()), ("Limits", {"fields": ("requests_per_minute",)}))
+
+
+admin.site.register(User, TeamUserAdmin)
 admin.site.site_header = "Team chat administration"
 
 
@@ -105,6 +115,7 @@ class ChatModelAdmin(admin.ModelAdmin[ChatModel]):
     list_filter = ["provider", "enabled", "supports_vision", "supports_reasoning"]
     list_editable = ["enabled", "is_default"]
     search_fields = ["display_name", "upstream_id"]
+    filter_horizontal = ["allowed_groups"]  # none chosen: everyone may use the model
 
 
 class MessageInline(admin.TabularInline[Message, Conversation]):

@@ -42,7 +42,25 @@ class Retry:
     message_id: int
 
 
-Command = Send | Stop | Retry | SaveSettings
+@dataclass(frozen=True)
+class Regenerate:
+    message_id: int
+    model_id: int | None
+
+
+@dataclass(frozen=True)
+class Edit:
+    message_id: int
+    text: str
+    model_id: int | None
+
+
+@dataclass(frozen=True)
+class Switch:
+    message_id: int
+
+
+Command = Send | Stop | Retry | SaveSettings | Regenerate | Edit | Switch
 
 
 def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
@@ -75,12 +93,23 @@ def parse(payload: dict[str, Any]) -> Command:
         )
     if action == "stop":
         return Stop(message_id=_optional_id(payload.get("message")))
-    if action == "retry":
-        message_id = _optional_id(payload.get("message"))
-        if message_id is None:
-            raise BadCommand("Retry needs a message.")
-        return Retry(message_id=message_id)
+    if action in ("retry", "regenerate", "edit", "switch"):
+        return _message_command(action, payload)
     raise BadCommand("Unknown action.")
+
+
+def _message_command(action: str, payload: dict[str, Any]) -> Command:
+    message_id = _optional_id(payload.get("message"))
+    if message_id is None:
+        raise BadCommand("That action needs a message.")
+    model_id = _optional_id(payload.get("model"))
+    if action == "retry":
+        return Retry(message_id=message_id)
+    if action == "regenerate":
+        return Regenerate(message_id=message_id, model_id=model_id)
+    if action == "edit":
+        return Edit(message_id=message_id, text=_string(payload.get("text")), model_id=model_id)
+    return Switch(message_id=message_id)
 
 
 def _settings(payload: dict[str, Any]) -> dict[str, Any] | None:

@@ -6,9 +6,11 @@ import logging
 import uuid
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
-from conversations import access, commands, frames, leases, submissions
+from conversations import access, branching, commands, frames, leases, submissions, threads
 from conversations.models import Conversation, Message
 from conversations.runs import group_name, publisher, runs
 
@@ -63,6 +65,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             await self._stop(command.message_id)
         elif isinstance(command, commands.Retry):
             await self._retry(command.message_id)
+        elif isinstance(command, commands.Regenerate | commands.Edit | commands.Switch):
+            await self._branch(command)
         else:
             said = await submissions.save_settings(
                 self.user, self.conversation, command.model_id, command.settings
@@ -86,7 +90,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         )
         if self.conversation is None or self.conversation.pk != accepted.conversation.pk:
             await self._join(accepted.conversation)
-            await self.send(text_data=frames.conversation_started(accepted.conversation))
+            csrf = self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, "")
+            await self.send(text_data=frames.conversation_started(accepted.conversation, csrf))
         await self.send(text_data=frames.accepted(uuid.uuid4().hex))
         for warning in accepted.warnings:
             await self.send(text_data=frames.notice(warning, level="warning"))
@@ -124,6 +129,26 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             {"type": "chat.message_updated", "message_id": message.pk}
         )
         runs.start(message.pk, self.conversation.pk)
+
+    async def _branch(self, command: commands.Regenerate | commands.Edit | commands.Switch) -> None:
+        """Regenerate, edit and version switches change the branch on screen for every tab."""
+        conversation = self.conversation
+        if conversation is None:
+            raise submissions.Refused("Nothing to change here.")
+        answer = None
+        if isinstance(command, commands.Regenerate):
+            answer = await branching.regenerate(
+                self.user, conversation, command.message_id, command.model_id
+            )
+        elif isinstance(command, commands.Edit):
+            answer = await branching.edit(
+                self.user, conversation, command.message_id, command.text, command.model_id
+            )
+        else:
+            await branching.switch(self.user, conversation, command.message_id)
+        await publisher(conversation.pk)({"type": "chat.thread_changed"})
+        if answer is not None:
+            runs.start(answer.pk, conversation.pk)
 
     async def _live_messages(self) -> list[Message]:
         if self.conversation is None:
@@ -177,9 +202,26 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         messages = await self._messages([event["message_id"]])
         if not messages:
             return
-        self.delivered.pop(messages[0].pk, None)
+        message = messages[0]
+        self.delivered.pop(message.pk, None)
         generating = bool(await self._live_messages())
-        await self.send(text_data=frames.message_updated(messages[0], generating=generating))
+        version = await sync_to_async(threads.version_of)(message)
+        await self.send(text_data=frames.message_updated(message, generating, version))
+
+    async def chat_thread_changed(self, event: dict[str, Any]) -> None:
+        if self.conversation is None:
+            return
+        await self.conversation.arefresh_from_db(fields=["current_leaf"])
+        thread = await sync_to_async(threads.thread_of)(self.conversation)
+        self.delivered.clear()
+        generating = any(m.is_live for m in thread.messages)
+        await self.send(text_data=frames.thread(thread, generating))
+
+    async def chat_title_updated(self, event: dict[str, Any]) -> None:
+        if self.conversation is None:
+            return
+        await self.conversation.arefresh_from_db(fields=["title", "title_generated"])
+        await self.send(text_data=frames.title_updated(self.conversation))
 
     async def _messages(self, ids: list[int]) -> list[Message]:
         if self.conversation is None:

@@ -8,6 +8,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from conversations.models import Conversation, Message
+from conversations.threads import Thread, Version
 
 
 def _render(name: str, **context: Any) -> str:
@@ -22,8 +23,21 @@ def delta(message_id: int, text: str, reasoning: str) -> str:
     return _render("delta", message_id=message_id, text=text, reasoning=reasoning)
 
 
-def message_updated(message: Message, generating: bool) -> str:
-    return _render("message_updated", message=message, generating=generating)
+def message_updated(message: Message, generating: bool, version: Version | None = None) -> str:
+    versions = {message.pk: version} if version else {}
+    return _render(
+        "message_updated", message=message, generating=generating, versions=versions, is_last=True
+    )
+
+
+def thread(thread: Thread, generating: bool) -> str:
+    return _render(
+        "thread", chat_messages=thread.messages, versions=thread.versions, generating=generating
+    )
+
+
+def title_updated(conversation: Conversation) -> str:
+    return _render("title_updated", conversation=conversation)
 
 
 def live_message(message: Message, text: str, reasoning: str) -> str:
@@ -31,11 +45,12 @@ def live_message(message: Message, text: str, reasoning: str) -> str:
     message.content, message.reasoning = text, reasoning
     if text or reasoning:
         message.status = Message.Status.STREAMING
-    return _render("message_updated", message=message, generating=True)
+    return _render("message_updated", message=message, generating=True, is_last=True)
 
 
-def conversation_started(conversation: Conversation) -> str:
-    return _render("conversation_started", conversation=conversation)
+def conversation_started(conversation: Conversation, csrf_token: str) -> str:
+    """`csrf_token`: the socket's CSRF cookie, for the forms this frame brings (the menu)."""
+    return _render("conversation_started", conversation=conversation, csrf_token=csrf_token)
 
 
 def accepted(client_id: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 from channels.layers import get_channel_layer
 
+from conversations import titles
 from conversations.streaming import Generation, JobError, fail_before_start, load_job
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,9 @@ class Runs:
         generation = Generation(job=job, publish=publish)
         self._live[message_id] = generation
         await generation.run(self.client())
+        if generation.finish is not None and titles.enabled():
+            self._live.pop(message_id, None)
+            await titles.generate_title(conversation_id, self.client(), publish)
 
     async def stop(self, message_id: int) -> bool:
         """Cancel a local generation and wait until its partial text is saved."""

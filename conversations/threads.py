@@ -26,7 +26,7 @@ class Thread:
     versions: dict[int, Version] = field(default_factory=dict)
 
 
-def _children(messages: list[Message]) -> dict[int | None, list[Message]]:
+def children_of(messages: list[Message]) -> dict[int | None, list[Message]]:
     children: dict[int | None, list[Message]] = defaultdict(list)
     for message in messages:  # ordered by id, so siblings come oldest first
         children[message.parent_id].append(message)
@@ -56,16 +56,19 @@ def build(messages: list[Message], leaf_id: int | None) -> Thread:
     if not messages:
         return Thread([])
     by_id = {m.pk: m for m in messages}
-    children = _children(messages)
+    children = children_of(messages)
     if all(m.parent_id is None for m in messages[1:]) and len(children[None]) == len(messages):
         return Thread(messages)  # a conversation from before branching: a straight list
     leaf = by_id.get(leaf_id) if leaf_id else None
     path = path_to(by_id, leaf or newest_leaf(children[None][-1], children))
-    return Thread(path, {m.pk: _version(m, children) for m in path})
+    versions = {m.pk: v for m in path if (v := _version(m, children)) is not None}
+    return Thread(path, versions)
 
 
-def _version(message: Message, children: dict[int | None, list[Message]]) -> Version:
+def _version(message: Message, children: dict[int | None, list[Message]]) -> Version | None:
     siblings = children[message.parent_id]
+    if len(siblings) < 2:
+        return None
     i = next(n for n, s in enumerate(siblings) if s.pk == message.pk)
     return Version(
         index=i + 1,
@@ -88,3 +91,15 @@ def ancestors(message: Message) -> list[Message]:
     by_id = {m.pk: m for m in messages}
     parent = by_id.get(message.parent_id) if message.parent_id else None
     return path_to(by_id, parent)
+
+
+def version_of(message: Message) -> Version | None:
+    """The version position of one message among its siblings (None when it has none)."""
+    if message.parent_id is None and message.role == Message.Role.ASSISTANT:
+        return None  # an answer always has a question above it; this one predates branching
+    siblings = list(
+        Message.objects.filter(conversation_id=message.conversation_id, parent_id=message.parent_id)
+        .filter(role=message.role)
+        .order_by("id")
+    )
+    return _version(message, {message.parent_id: siblings})

@@ -75,3 +75,11 @@ def fast_streams(settings: object) -> None:
     """Short intervals so checkpoints and coalescing happen within a test's time."""
     settings.STREAM_FRAME_INTERVAL = 0.02  # type: ignore[attr-defined]
     settings.STREAM_CHECKPOINT_INTERVAL = 0.05  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings: Any) -> None:
+    """Fast password hashing; no title requests (they would consume scripted upstream
+    replies; the title tests turn them on)."""
+    settings.AUTO_TITLES = False
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

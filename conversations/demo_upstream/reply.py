@@ -135,7 +135,19 @@ def reasoning_reply(request: DemoRequest) -> str:
     )
 
 
+TITLE_REQUEST = "Write a short title"  # how the app asks for a conversation title
+
+
+def title_reply(request: DemoRequest) -> str:
+    """A title from the first words of the quoted user message, as a real model might."""
+    _, _, rest = request.user_text.partition("User: ")
+    words = rest.split("\n", 1)[0].strip().rstrip("?!.").split()[:5]
+    return " ".join(words).capitalize() if words else "Demo conversation"
+
+
 def answer_text(request: DemoRequest) -> str:
+    if request.user_text.startswith(TITLE_REQUEST):
+        return title_reply(request)
     return json_reply(request) if request.json_mode else markdown_reply(request)
 
 

@@ -25,3 +25,9 @@ def lookup(mapping: object, key: str) -> object:
         value = mapping.get(key, "")
         return "\n".join(value) if isinstance(value, list | tuple) else value
     return ""
+
+
+@register.filter
+def version_for(versions: object, message_id: int) -> object:
+    """`versions|version_for:message.pk`: its Version, or None."""
+    return versions.get(message_id) if isinstance(versions, dict) else None

@@ -65,7 +65,7 @@ def upload(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_GET
 def attachment_file(request: AuthenticatedHttpRequest, pk: int) -> FileResponse:
     attachment = visible_attachment(request.user, pk)
-    return _serve(attachment.file, attachment.media_type, attachment.pk)
+    return serve_file(attachment.file, attachment.media_type, attachment.pk)
 
 
 @login_required
@@ -73,7 +73,7 @@ def attachment_file(request: AuthenticatedHttpRequest, pk: int) -> FileResponse:
 def attachment_thumb(request: AuthenticatedHttpRequest, pk: int) -> FileResponse:
     attachment = visible_attachment(request.user, pk)
     media_type = THUMBNAIL_TYPES.get(Path(attachment.thumbnail.name or "").suffix, "")
-    return _serve(attachment.thumbnail, media_type, attachment.pk)
+    return serve_file(attachment.thumbnail, media_type, attachment.pk)
 
 
 def _oversized_body(request: HttpRequest) -> str:
@@ -127,7 +127,7 @@ def _rejection(request: HttpRequest, message: str, name: str = "") -> HttpRespon
     return render(request, "conversations/_attachment_error.html", context, status=400)
 
 
-def _serve(field: FieldFile, media_type: str, pk: int) -> FileResponse:
+def serve_file(field: FieldFile, media_type: str, pk: int) -> FileResponse:
     extension = SERVABLE_TYPES.get(media_type)
     if extension is None or not field:
         raise Http404("No such attachment")

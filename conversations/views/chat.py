@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from conversations import access, leases, parameters, threads
-from conversations.models import ChatModel, Conversation, Message
+from conversations.models import Conversation, Message
 
 SIDEBAR_LIMIT = 200
 
@@ -24,7 +24,7 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
     models = list(access.models_for(request.user).select_related("provider"))
     selected = conversation.model if conversation and conversation.model else None
     if selected is None or selected not in models:
-        selected = ChatModel.site_default()
+        selected = next((m for m in models if m.is_default), models[0] if models else None)
     thread = threads.thread_of(conversation) if conversation else threads.Thread([])
     messages = thread.messages
     sidebar = access.conversations_of(request.user).filter(archived=False).order_by("-updated_at")

@@ -127,6 +127,23 @@
       if (event.metaKey || event.ctrlKey || event.shiftKey) return;
       event.preventDefault();
       showLightbox(target);
+    } else if (action === "open-dialog") {
+      target.closest("details")?.removeAttribute("open");
+      document.getElementById(target.dataset.dialog)?.showModal();
+    } else if (action === "close-dialog") {
+      target.closest("dialog")?.close();
+    } else if (action === "edit-message") {
+      const message = target.closest(".message");
+      const form = message.querySelector(".edit-form");
+      message.classList.add("is-editing");
+      form.hidden = false;
+      const textarea = form.querySelector("textarea");
+      textarea.focus();
+      textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+    } else if (action === "cancel-edit") {
+      const message = target.closest(".message");
+      message.classList.remove("is-editing");
+      message.querySelector(".edit-form").hidden = true;
     } else if (action === "toggle-sidebar") {
       document.getElementById("layout").classList.toggle("sidebar-open");
     } else if (action === "dismiss") {
@@ -137,6 +154,11 @@
     } else if (action === "copy-message") {
       const body = target.closest(".message").querySelector(".message__body");
       copyText(body ? body.innerText : "", target);
+    } else if (action === "copy-link") {
+      const input = target.closest("[data-copy-scope]")?.querySelector("input");
+      if (!input) return;
+      input.select(); // still selected if the clipboard is unavailable (plain-http LANs)
+      copyText(input.value, target);
     }
   }
 
@@ -196,6 +218,13 @@
   }
 
   document.addEventListener("click", onClick);
+  // Menus close after a choice, or on a click anywhere else.
+  document.addEventListener("click", (event) => {
+    document.querySelectorAll("details.menu[open]").forEach((menu) => {
+      const inItems = event.target.closest?.(".menu__items");
+      if (!menu.contains(event.target) || (inItems && menu.contains(inItems))) menu.removeAttribute("open");
+    });
+  });
   document.addEventListener("change", (event) => {
     if (event.target.id === "model-select") syncModelFields();
   });
@@ -226,6 +255,14 @@
       event.detail.isError = false;
       event.detail.target = document.getElementById("notices");
     }
+  });
+  document.addEventListener("htmx:afterRequest", (event) => {
+    const form = event.detail.elt;
+    if (form?.matches?.("form[data-close-dialog]") && event.detail.successful) form.closest("dialog")?.close();
+  });
+  // Clicking the title renames the conversation.
+  document.addEventListener("dblclick", (event) => {
+    if (event.target.closest?.("#chat-title")) document.getElementById("rename-dialog")?.showModal();
   });
   document.addEventListener("htmx:afterRequest", (event) => {
     if (event.detail.elt?.id !== "attach-input") return;

@@ -81,6 +81,7 @@ def start(data_dir: Path, token_delay: float = 0.04) -> LiveServer:
         "DEMO_TOKEN_DELAY": str(token_delay),
         "PORT": str(port),
         "DEBUG": "0",
+        "RATE_LIMIT_PER_MINUTE": "0",  # one admin sends many messages in a few seconds
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)

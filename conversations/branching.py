@@ -1,0 +1,94 @@
+"""Regenerate an answer, edit a question, switch versions: each adds to or moves along the tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import transaction
+from django.utils import timezone
+
+from conversations import access, threads
+from conversations.models import Conversation, Message
+from conversations.submissions import Refused, check_quota, check_text, choose_model
+
+
+async def _idle(conversation: Conversation) -> None:
+    if await conversation.messages.filter(status__in=Message.LIVE_STATUSES).aexists():
+        raise Refused("An answer is still being written. Wait for it or press Stop.")
+
+
+async def _own(user: Any, conversation: Conversation, message_id: int, role: str) -> Message:
+    message = await access.aget_message(user, conversation, message_id)
+    if message is None or message.role != role:
+        raise Refused("That message is not in this conversation.")
+    return message
+
+
+async def regenerate(
+    user: Any, conversation: Conversation, message_id: int, model_id: int | None
+) -> Message:
+    """A new answer beside the old one (a sibling); the old stays reachable as a version."""
+    await _idle(conversation)
+    old = await _own(user, conversation, message_id, Message.Role.ASSISTANT)
+    model = await choose_model(user, model_id, conversation)
+    await check_quota(user, model)
+    return await sync_to_async(_new_answer)(conversation, old.parent_id, model)
+
+
+async def edit(
+    user: Any, conversation: Conversation, message_id: int, text: str, model_id: int | None
+) -> Message:
+    """A new version of a question, answered afresh; returns the new (pending) answer."""
+    await _idle(conversation)
+    text = check_text(text)
+    old = await _own(user, conversation, message_id, Message.Role.USER)
+    model = await choose_model(user, model_id, conversation)
+    await check_quota(user, model)
+    return await sync_to_async(_new_question)(conversation, old, text, model)
+
+
+async def switch(user: Any, conversation: Conversation, message_id: int) -> None:
+    """Show another version: the newest branch below the chosen message."""
+    target = await access.aget_message(user, conversation, message_id)
+    if target is None:
+        raise Refused("That version does not exist.")
+    await sync_to_async(_switch)(conversation, target)
+
+
+def _new_answer(conversation: Conversation, parent_id: int | None, model: Any) -> Message:
+    with transaction.atomic():
+        answer = Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.PENDING,
+            parent_id=parent_id,
+            model=model,
+            model_name=model.display_name,
+            lease_expires_at=Message.lease_until(),
+        )
+        _set_leaf(conversation, answer, model)
+    return answer
+
+
+def _new_question(conversation: Conversation, old: Message, text: str, model: Any) -> Message:
+    with transaction.atomic():
+        question = Message.objects.create(
+            conversation=conversation, role=Message.Role.USER, content=text, parent_id=old.parent_id
+        )
+        return _new_answer(conversation, question.pk, model)
+
+
+def _set_leaf(conversation: Conversation, leaf: Message, model: Any) -> None:
+    conversation.current_leaf = leaf
+    conversation.updated_at = timezone.now()
+    conversation.model = model
+    conversation.save(update_fields=["current_leaf", "model", "updated_at"])
+
+
+def _switch(conversation: Conversation, target: Message) -> None:
+    messages = list(conversation.messages.order_by("id"))
+    children = threads.children_of(messages)
+    leaf = threads.newest_leaf(target, children)
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=leaf)
+    conversation.current_leaf = leaf
