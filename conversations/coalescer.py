@@ -1,4 +1,5 @@
-"""Batches streamed deltas into frames: the first at once, then at most one per interval."""
+"""Batches streamed deltas into frames (the first at once, then one per interval) and renders
+the Markdown incrementally: finished blocks once, only the open tail again."""
 
 from __future__ import annotations
 
@@ -6,32 +7,50 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
+
+from conversations.rendering import IncrementalRenderer
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-class DeltaCoalescer:
-    """Collects text and reasoning deltas of one message and publishes them in batches.
+@dataclass(frozen=True)
+class LiveState:
+    """What a screen shows of a streaming answer: finished blocks, the open tail, reasoning."""
 
-    The first delta goes out immediately (time to first token is never held back);
-    later ones wait until `interval` has passed since the previous frame. Each frame
-    carries the character offsets where its text starts, so a client that already
-    holds a snapshot can drop what it has (resume without duplicates).
+    blocks: str
+    tail: str
+    reasoning: str
+
+
+class DeltaCoalescer:
+    """Collects the text and reasoning deltas of one answer and publishes them in batches.
+
+    Each frame carries the character offsets where its new block HTML and reasoning start,
+    so a client that already holds a snapshot can drop what it has (resume without gaps or
+    duplicates). The tail is sent whole each time: it is small and replaces itself.
     """
 
     def __init__(self, message_id: int, publish: Publish, interval: float) -> None:
         self.message_id = message_id
         self._publish = publish
         self._interval = interval
+        self._renderer = IncrementalRenderer()
         self._text: list[str] = []
         self._reasoning: list[str] = []
-        self.text_offset = 0  # characters of text already published
-        self.reasoning_offset = 0
+        self._blocks: list[str] = []  # every block published so far, for snapshots
+        self._blocks_chars = 0
+        self._tail = ""
+        self._reasoning_sent: list[str] = []
+        self._reasoning_chars = 0
         self._last_flush = float("-inf")
         self._timer: asyncio.Task[None] | None = None
         self._timer_sleeping = False
         self._lock = asyncio.Lock()  # keeps frames in order when the timer and close race
+
+    def snapshot(self) -> LiveState:
+        return LiveState("".join(self._blocks), self._tail, "".join(self._reasoning_sent))
 
     async def add(self, text: str = "", reasoning: str = "") -> None:
         if text:
@@ -65,18 +84,32 @@ class DeltaCoalescer:
         text, reasoning = "".join(self._text), "".join(self._reasoning)
         self._text.clear()
         self._reasoning.clear()
+        frame = self._frame(text, reasoning)
+        self._last_flush = time.monotonic()
+        await self._publish(frame)
+
+    def _frame(self, text: str, reasoning: str) -> dict[str, Any]:
+        blocks = ""
+        if text:
+            update = self._renderer.feed(text)
+            blocks, self._tail = update.new_blocks_html, update.tail_html
         frame = {
             "type": "chat.delta",
             "message_id": self.message_id,
-            "text": text,
-            "text_offset": self.text_offset,
+            "blocks": blocks,
+            "blocks_offset": self._blocks_chars,
+            "tail": self._tail,
             "reasoning": reasoning,
-            "reasoning_offset": self.reasoning_offset,
+            "reasoning_offset": self._reasoning_chars,
+            "text": text,
         }
-        self.text_offset += len(text)
-        self.reasoning_offset += len(reasoning)
-        self._last_flush = time.monotonic()
-        await self._publish(frame)
+        if blocks:
+            self._blocks.append(blocks)
+            self._blocks_chars += len(blocks)
+        if reasoning:
+            self._reasoning_sent.append(reasoning)
+            self._reasoning_chars += len(reasoning)
+        return frame
 
     async def close(self) -> None:
         """Stop the timer and publish whatever is still pending."""

@@ -11,7 +11,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from conversations import access, branching, commands, frames, leases, submissions, threads
+from conversations.coalescer import LiveState
 from conversations.models import Conversation, Message
+from conversations.rendering import render_markdown
 from conversations.runs import group_name, publisher, runs
 
 logger = logging.getLogger(__name__)
@@ -164,13 +166,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         for message in await self._live_messages():
             await self._send_live_message(message)
 
-    async def _send_live_message(
-        self, message: Message, fallback: tuple[str, str] | None = None
-    ) -> None:
-        snapshot = runs.snapshot(message.pk) or fallback
-        text, reasoning = snapshot or (message.content, message.reasoning)
-        self.delivered[message.pk] = (len(text), len(reasoning))
-        await self.send(text_data=frames.live_message(message, text, reasoning))
+    async def _send_live_message(self, message: Message, fallback: LiveState | None = None) -> None:
+        state = runs.snapshot(message.pk) or fallback or saved_state(message)
+        self.delivered[message.pk] = (len(state.blocks), len(state.reasoning))
+        await self.send(text_data=frames.live_message(message, state))
 
     # --- group events -------------------------------------------------------------
 
@@ -183,20 +182,21 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         if pk not in self.delivered:
             # First frame of this answer here: redraw it whole, marked as streaming.
             messages = await self._messages([pk])
-            starts = event["text_offset"] == 0 and event["reasoning_offset"] == 0
-            fallback = (event["text"], event["reasoning"]) if starts else None
+            starts = event["blocks_offset"] == 0 and event["reasoning_offset"] == 0
+            fallback = (
+                LiveState(event["blocks"], event["tail"], event["reasoning"]) if starts else None
+            )
             if messages:
                 await self._send_live_message(messages[0], fallback)
             return
-        have_text, have_reasoning = self.delivered[pk]
-        text = _unseen(event["text"], event["text_offset"], have_text)
+        have_blocks, have_reasoning = self.delivered[pk]
+        blocks = _unseen(event["blocks"], event["blocks_offset"], have_blocks)
         reasoning = _unseen(event["reasoning"], event["reasoning_offset"], have_reasoning)
-        if text is None or reasoning is None:  # a gap: redraw from the snapshot instead
+        if blocks is None or reasoning is None:  # a gap: redraw from the snapshot instead
             await self._send_live_state()
             return
-        self.delivered[pk] = (have_text + len(text), have_reasoning + len(reasoning))
-        if text or reasoning:
-            await self.send(text_data=frames.delta(pk, text, reasoning))
+        self.delivered[pk] = (have_blocks + len(blocks), have_reasoning + len(reasoning))
+        await self.send(text_data=frames.delta(pk, blocks, event["tail"], reasoning))
 
     async def chat_message_updated(self, event: dict[str, Any]) -> None:
         messages = await self._messages([event["message_id"]])
@@ -232,6 +232,13 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             .order_by("id")
         )
         return [m async for m in found]
+
+
+def saved_state(message: Message) -> LiveState:
+    """A live answer as last checkpointed (its worker is elsewhere or gone)."""
+    return LiveState(
+        render_markdown(message.content) if message.content else "", "", message.reasoning
+    )
 
 
 def _unseen(chunk: str, offset: int, have: int) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
+from conversations.coalescer import LiveState
 from conversations.models import Conversation, Message
 from conversations.threads import Thread, Version
 
@@ -19,8 +20,9 @@ def messages_added(messages: Sequence[Message], generating: bool) -> str:
     return _render("messages_added", messages=messages, generating=generating)
 
 
-def delta(message_id: int, text: str, reasoning: str) -> str:
-    return _render("delta", message_id=message_id, text=text, reasoning=reasoning)
+def delta(message_id: int, blocks: str, tail: str, reasoning: str) -> str:
+    """New finished blocks appended, the open tail replaced, reasoning appended."""
+    return _render("delta", message_id=message_id, blocks=blocks, tail=tail, reasoning=reasoning)
 
 
 def message_updated(message: Message, generating: bool, version: Version | None = None) -> str:
@@ -40,12 +42,12 @@ def title_updated(conversation: Conversation) -> str:
     return _render("title_updated", conversation=conversation)
 
 
-def live_message(message: Message, text: str, reasoning: str) -> str:
-    """A streaming answer redrawn whole with the text so far (first frame, or a resume)."""
-    message.content, message.reasoning = text, reasoning
-    if text or reasoning:
+def live_message(message: Message, state: LiveState) -> str:
+    """A streaming answer redrawn whole as far as it has got (first frame, or a resume)."""
+    message.reasoning = state.reasoning
+    if state.blocks or state.tail or state.reasoning:
         message.status = Message.Status.STREAMING
-    return _render("message_updated", message=message, generating=True, is_last=True)
+    return _render("message_updated", message=message, live=state, generating=True, is_last=True)
 
 
 def conversation_started(conversation: Conversation, csrf_token: str) -> str:

@@ -11,6 +11,7 @@ import httpx
 from channels.layers import get_channel_layer
 
 from conversations import titles
+from conversations.coalescer import LiveState
 from conversations.streaming import Generation, JobError, fail_before_start, load_job
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class Runs:
         if task is not None:
             await asyncio.wait({task})
 
-    def snapshot(self, message_id: int) -> tuple[str, str] | None:
+    def snapshot(self, message_id: int) -> LiveState | None:
         generation = self._live.get(message_id)
         return generation.snapshot() if generation else None
 

@@ -17,7 +17,7 @@ from django.conf import settings
 
 from conversations import threads
 from conversations import usage as ledger
-from conversations.coalescer import DeltaCoalescer, Publish
+from conversations.coalescer import DeltaCoalescer, LiveState, Publish
 from conversations.models import Attachment, ChatModel, Message, UsageRecord
 from conversations.providers import get_protocol
 from conversations.providers.base import (
@@ -136,10 +136,9 @@ class Generation:
             self.job.message_id, self.publish, settings.STREAM_FRAME_INTERVAL
         )
 
-    def snapshot(self) -> tuple[str, str]:
-        """Text and reasoning exactly as far as frames have been published."""
-        text, reasoning = "".join(self.text), "".join(self.reasoning)
-        return text[: self.coalescer.text_offset], reasoning[: self.coalescer.reasoning_offset]
+    def snapshot(self) -> LiveState:
+        """The answer exactly as far as frames have been published."""
+        return self.coalescer.snapshot()
 
     async def run(self, client: httpx.AsyncClient) -> None:
         checkpoints = asyncio.create_task(self._checkpoint_loop())

@@ -48,7 +48,9 @@ def _tokens(call: Call) -> tuple[int, int, int, int, bool]:
     usage = call.usage
     reported_in = usage.input_tokens if usage else None
     reported_out = usage.output_tokens if usage else None
-    estimated = reported_in is None or reported_out is None
+    # A call refused before any output used nothing, so there is nothing to estimate.
+    worked = call.prompt_chars > 0 or call.output_chars > 0
+    estimated = worked and (reported_in is None or reported_out is None)
     input_tokens = reported_in if reported_in is not None else estimate_tokens(call.prompt_chars)
     output_tokens = reported_out if reported_out is not None else estimate_tokens(call.output_chars)
     reasoning = (usage.reasoning_tokens or 0) if usage else 0

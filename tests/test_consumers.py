@@ -52,17 +52,26 @@ async def frames_until(
 
 
 def streamed_text(frames: list[str], message_id: int) -> str:
-    """Rebuild what a browser shows: a live-state snapshot, then appended deltas."""
-    text = ""
+    """Rebuild what a browser shows while streaming: a redraw, appended blocks, the tail."""
+    blocks, tail = "", ""
     for frame in frames:
-        snap = re.search(rf'id="message-{message_id}-text">(.*?)</div>', frame, re.S)
-        if snap:
-            text = html.unescape(snap.group(1))
-        for piece in re.findall(
-            rf'hx-swap-oob="beforeend:#message-{message_id}-text">(.*?)</span>', frame, re.S
+        redraw = re.search(
+            rf'id="message-{message_id}-blocks">(.*?)</div><div class="markdown markdown--tail" '
+            rf'id="message-{message_id}-tail">(.*?)</div></div>',
+            frame,
+            re.S,
+        )
+        if redraw:
+            blocks, tail = redraw.group(1), redraw.group(2)
+        for added in re.findall(
+            rf'"beforeend:#message-{message_id}-blocks">(.*?)</div>', frame, re.S
         ):
-            text += html.unescape(piece)
-    return text
+            blocks += added
+        for new_tail in re.findall(
+            rf'"innerHTML:#message-{message_id}-tail">(.*?)</div>', frame, re.S
+        ):
+            tail = new_tail
+    return html.unescape(re.sub(r"<[^>]+>", "", blocks + tail)).strip()
 
 
 def send_frame(text: str, model: int | None = None, client_id: str = "c1") -> str:
@@ -155,7 +164,7 @@ async def test_stop_over_the_socket_cancels_and_keeps_the_partial_answer(
     upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.01))
     socket, _, _ = await open_socket(alice)
     await socket.send_to(text_data=send_frame("long please"))
-    await frames_until(socket, r"beforeend:#message-\d+-text")
+    await frames_until(socket, r"innerHTML:#message-\d+-tail")
     await socket.send_to(text_data=json.dumps({"action": "stop"}))
     frames = await frames_until(socket, r'data-role="assistant" data-status="cancelled"')
     await socket.disconnect()
@@ -173,7 +182,7 @@ async def test_closing_the_tab_does_not_stop_the_answer(alice, chat_model, upstr
     )
     socket, _, _ = await open_socket(alice)
     await socket.send_to(text_data=send_frame("go"))
-    await frames_until(socket, r"beforeend:#message-\d+-text")
+    await frames_until(socket, r"innerHTML:#message-\d+-tail")
     await socket.disconnect()
     answer = await Message.objects.aget(role="assistant")
     await runs.wait(answer.pk)
@@ -188,7 +197,7 @@ async def test_a_reconnecting_tab_gets_the_answer_so_far_then_the_rest_without_g
     upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.004))
     first, _, _ = await open_socket(alice)
     await first.send_to(text_data=send_frame("stream"))
-    await frames_until(first, r"beforeend:#message-\d+-text")
+    await frames_until(first, r"innerHTML:#message-\d+-tail")
     conversation = await Conversation.objects.aget(owner=alice)
     answer = await Message.objects.aget(role="assistant")
 
@@ -198,7 +207,7 @@ async def test_a_reconnecting_tab_gets_the_answer_so_far_then_the_rest_without_g
     await first.disconnect()
     await second.disconnect()
 
-    assert streamed_text(frames, answer.pk) == "".join(pieces)
+    assert streamed_text(frames, answer.pk) == "".join(pieces).strip()
 
 
 async def test_retry_generates_a_failed_answer_again(alice, chat_model, upstream):

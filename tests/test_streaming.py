@@ -82,8 +82,11 @@ async def test_first_delta_is_published_at_once_and_later_ones_are_coalesced(
     assert deltas[0]["text"] == "t0 "  # never held back
     assert len(deltas) < len(pieces) / 3
     assert "".join(f["text"] for f in deltas) == saved.content
-    offsets = [f["text_offset"] for f in deltas]
+    offsets = [f["blocks_offset"] for f in deltas]
     assert offsets == sorted(offsets) and offsets[0] == 0
+    # Finished blocks are sent once: together with the last tail they are the final HTML.
+    streamed = "".join(f["blocks"] for f in deltas) + deltas[-1]["tail"]
+    assert streamed.count("t0 ") == 1
 
 
 async def test_stop_cancels_the_upstream_request_and_keeps_the_partial_text(

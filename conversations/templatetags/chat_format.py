@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.safestring import SafeString, mark_safe
+
+from conversations.rendering import render_markdown
 
 register = template.Library()
 
@@ -31,3 +34,9 @@ def lookup(mapping: object, key: str) -> object:
 def version_for(versions: object, message_id: int) -> object:
     """`versions|version_for:message.pk`: its Version, or None."""
     return versions.get(message_id) if isinstance(versions, dict) else None
+
+
+@register.filter(name="render_markdown")
+def render_markdown_filter(text: str) -> SafeString:
+    """Sanitised HTML of a checkpointed, still-streaming answer (finished ones store theirs)."""
+    return mark_safe(render_markdown(text))  # noqa: S308 - the renderer sanitises with nh3

@@ -7,6 +7,8 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+from conversations.quotas import budgets_for
 from django.views.decorators.http import require_GET
 
 from conversations.usage_reports import COLUMNS, personal_report
@@ -20,4 +22,5 @@ def my_usage(request: HttpRequest) -> HttpResponse:
     if user_id is None:  # not reached behind login_required; keeps the filter honest
         raise PermissionDenied
     report = personal_report(user_id, timezone.localdate())
-    return render(request, "conversations/usage.html", {"report": report, "columns": COLUMNS})
+    context = {"report": report, "columns": COLUMNS, "budgets": budgets_for(request.user)}
+    return render(request, "conversations/usage.html", context)
