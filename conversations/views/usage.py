@@ -7,10 +7,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-
-from conversations.quotas import budgets_for
 from django.views.decorators.http import require_GET
 
+from conversations.quotas import budgets_for
 from conversations.usage_reports import COLUMNS, personal_report
 
 
