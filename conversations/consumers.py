@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import timezone
 
-from conversations import access, branching, commands, frames, leases, submissions, threads
+from conversations import access, branching, commands, control, frames, submissions, threads
 from conversations.coalescer import LiveState
 from conversations.models import Conversation, Message
 from conversations.rendering import render_markdown
@@ -20,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_NOT_FOUND = 4404
+SNAPSHOT_PATIENCE = 2.0  # seconds to wait for another worker's snapshot before moving on
 
 
 class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ships no types
@@ -29,7 +32,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
-        self.delivered: dict[int, tuple[int, int]] = {}  # message id -> chars of text, reasoning
+        self.delivered: dict[int, tuple[int, int]] = {}  # message id -> chars of blocks, reasoning
+        self.awaiting: dict[
+            int, float
+        ] = {}  # message id -> when a snapshot was asked of its worker
         if not getattr(self.user, "is_authenticated", False):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -40,6 +46,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
                 await self.close(code=CLOSE_NOT_FOUND)
                 return
         await self.accept()
+        control.listener.ensure_running()
         if self.conversation is not None:
             await self._join(self.conversation)
             await self._send_live_state()
@@ -106,12 +113,18 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         runs.start(accepted.assistant.pk, accepted.conversation.pk)
 
     async def _stop(self, message_id: int | None) -> None:
+        """Stop cancels where the generation runs: here, on another worker, or nowhere."""
         live = await self._live_messages()
         for message in live:
             if message_id is not None and message.pk != message_id:
                 continue
-            if not await runs.stop(message.pk):
+            if await runs.stop(message.pk):
+                continue
+            expired = message.lease_expires_at is None or message.lease_expires_at < timezone.now()
+            if expired:
                 await self._stop_orphan(message)
+            else:
+                await control.request("stop", message.pk)
 
     async def _stop_orphan(self, message: Message) -> None:
         """No task here runs it: its worker is gone, so settle it as stopped."""
@@ -161,13 +174,20 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def _send_live_state(self) -> None:
         """On (re)connect: the answer so far, then live deltas continue from there."""
         assert self.conversation is not None
-        for pk, conversation_id in await leases.asweep(self.conversation.pk):
-            await publisher(conversation_id)({"type": "chat.message_updated", "message_id": pk})
+        await control.sweep_and_announce(self.conversation.pk)
         for message in await self._live_messages():
             await self._send_live_message(message)
 
     async def _send_live_message(self, message: Message, fallback: LiveState | None = None) -> None:
-        state = runs.snapshot(message.pk) or fallback or saved_state(message)
+        state = runs.snapshot(message.pk) or fallback
+        if state is None:
+            # Running on another worker: show the last checkpoint now, and ask that worker
+            # for the exact state; deltas wait until its answer (chat_snapshot) arrives.
+            self.awaiting[message.pk] = time.monotonic()
+            await self.send(text_data=frames.live_message(message, saved_state(message)))
+            await control.request("snapshot", message.pk, reply_to=self.channel_name)
+            return
+        self.awaiting.pop(message.pk, None)
         self.delivered[message.pk] = (len(state.blocks), len(state.reasoning))
         await self.send(text_data=frames.live_message(message, state))
 
@@ -179,6 +199,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
         pk = event["message_id"]
+        if pk in self.awaiting:
+            if time.monotonic() - self.awaiting[pk] < SNAPSHOT_PATIENCE:
+                return
+            self.awaiting.pop(pk)  # its worker did not answer: start over from this frame
         if pk not in self.delivered:
             # First frame of this answer here: redraw it whole, marked as streaming.
             messages = await self._messages([pk])
@@ -198,12 +222,23 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         self.delivered[pk] = (have_blocks + len(blocks), have_reasoning + len(reasoning))
         await self.send(text_data=frames.delta(pk, blocks, event["tail"], reasoning))
 
+    async def chat_snapshot(self, event: dict[str, Any]) -> None:
+        """Another worker's answer to our snapshot request."""
+        pk = event["message_id"]
+        if self.awaiting.pop(pk, None) is None:
+            return
+        messages = await self._messages([pk])
+        if messages and messages[0].is_live:
+            state = LiveState(event["blocks"], event["tail"], event["reasoning"])
+            await self._send_live_message(messages[0], state)
+
     async def chat_message_updated(self, event: dict[str, Any]) -> None:
         messages = await self._messages([event["message_id"]])
         if not messages:
             return
         message = messages[0]
         self.delivered.pop(message.pk, None)
+        self.awaiting.pop(message.pk, None)
         generating = bool(await self._live_messages())
         version = await sync_to_async(threads.version_of)(message)
         await self.send(text_data=frames.message_updated(message, generating, version))

@@ -28,10 +28,13 @@ class Runs:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._live: dict[int, Generation] = {}
         self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     def client(self) -> httpx.AsyncClient:
-        # Timeouts are set per request from the provider's settings.
-        if self._client is None or self._client.is_closed:
+        """One pooled client per event loop; timeouts are set per request from the provider."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._client_loop is not loop:
+            self._client_loop = loop
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)
             self._client = httpx.AsyncClient(limits=limits, timeout=None)  # noqa: S113 (set per request)
         return self._client

@@ -163,3 +163,20 @@ async def test_progress_is_checkpointed_while_streaming_not_per_token(alice, cha
     assert seen_streaming.lease_expires_at is not None
     final = await Message.objects.aget(pk=message.pk)
     assert final.status == "complete" and final.lease_expires_at is None
+
+
+async def test_a_hung_upstream_ends_with_a_timeout_error_and_the_connection_closed(
+    alice, chat_model, upstream
+):
+    provider = chat_model.provider
+    provider.read_timeout = 0.5
+    await provider.asave()
+    upstream.script(Scripted(chunks=chat_completion_stream(["Hello "], finish=None), then="hang"))
+    message = await start_exchange(alice, chat_model)
+
+    saved = await run_to_end(message, [])
+
+    assert saved.status == "error"
+    assert "stopped responding" in saved.error
+    assert saved.content == "Hello "
+    assert await asyncio.to_thread(upstream.wait_for_disconnect, 5)

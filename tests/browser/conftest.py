@@ -32,7 +32,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     yield server
     server.stop()
     for cleanup in server.cleanup:
-        cleanup()  # type: ignore[operator]
+        cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,23 @@
-"""A real daphne server in a subprocess, on its own database, for browser tests."""
+"""Real daphne servers in subprocesses, on their own database, for browser tests."""
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
 
 
 def free_port() -> int:
@@ -27,19 +32,10 @@ class LiveServer:
     admin_password: str
     env: dict[str, str]
     process: subprocess.Popen[bytes]
-    cleanup: list[object] = field(default_factory=list)
+    cleanup: list[Callable[[], Any]] = field(default_factory=list)
 
     def manage(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        return result.stdout
+        return _manage(self.env, *args).stdout
 
     def stop(self) -> None:
         self.process.terminate()
@@ -49,44 +45,9 @@ class LiveServer:
             self.process.kill()
 
 
-def _database_url(data_dir: Path) -> tuple[str, str | None]:
-    """SQLite in a temp folder, or a fresh PostgreSQL database when DATABASE_URL is one."""
-    base = os.environ.get("DATABASE_URL", "")
-    if not base.startswith("postgres"):
-        return f"sqlite:///{data_dir / 'db.sqlite3'}", None
-    import psycopg
-
-    name = f"teamchat_e2e_{uuid.uuid4().hex[:10]}"
-    admin_url = base.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return base.rsplit("/", 1)[0] + f"/{name}", name
-
-
-def _drop_database(name: str) -> None:
-    import psycopg
-
-    admin_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def start(data_dir: Path, token_delay: float = 0.04) -> LiveServer:
-    port = free_port()
-    database_url, pg_name = _database_url(data_dir)
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "DATABASE_URL": database_url,
-        "DEMO_TOKEN_DELAY": str(token_delay),
-        "PORT": str(port),
-        "DEBUG": "0",
-        "RATE_LIMIT_PER_MINUTE": "0",  # one admin sends many messages in a few seconds
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    run = lambda *a: subprocess.run(  # noqa: E731
-        [sys.executable, "manage.py", *a],
+def _manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -94,10 +55,48 @@ def start(data_dir: Path, token_delay: float = 0.04) -> LiveServer:
         check=True,
         timeout=180,
     )
-    run("migrate", "--noinput", "-v0")
-    output = run("bootstrap", "--port", str(port)).stdout
-    password = output.split("password:")[1].split()[0]
-    log = open(data_dir / "daphne.log", "wb")  # noqa: SIM115
+
+
+def create_postgres_database(base: str) -> tuple[str, Callable[[], None]]:
+    """A fresh database on the server of `base`, and a function that drops it."""
+    import psycopg
+
+    name = f"teamchat_e2e_{uuid.uuid4().hex[:10]}"
+    admin_url = base.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return base.rsplit("/", 1)[0] + f"/{name}", drop
+
+
+def base_env(data_dir: Path, database_url: str, token_delay: float) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": database_url,
+        "DEMO_TOKEN_DELAY": str(token_delay),
+        "DEBUG": "0",
+        "RATE_LIMIT_PER_MINUTE": "0",  # one admin sends many messages in a few seconds
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return env
+
+
+def prepare(env: dict[str, str], demo_port: int) -> str:
+    """Migrate and bootstrap; returns the admin password printed once."""
+    _manage(env, "migrate", "--noinput", "-v0")
+    output = _manage(env, "bootstrap", "--port", str(demo_port)).stdout
+    return output.split("password:")[1].split()[0]
+
+
+def serve(env: dict[str, str], port: int, log_path: Path, password: str) -> LiveServer:
+    env = {**env, "PORT": str(port)}
+    log = open(log_path, "wb")  # noqa: SIM115 - the server owns it until it exits
     process = subprocess.Popen(
         [
             sys.executable,
@@ -115,10 +114,50 @@ def start(data_dir: Path, token_delay: float = 0.04) -> LiveServer:
         stderr=subprocess.STDOUT,
     )
     server = LiveServer(f"http://127.0.0.1:{port}", password, env, process)
-    if pg_name:
-        server.cleanup.append(lambda: _drop_database(pg_name))
     _wait_until_up(server)
     return server
+
+
+def start(data_dir: Path, token_delay: float = 0.04) -> LiveServer:
+    """One server on SQLite, or on a fresh PostgreSQL database when DATABASE_URL is one."""
+    cleanup: list[Callable[[], Any]] = []
+    database_url = f"sqlite:///{data_dir / 'db.sqlite3'}"
+    if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        database_url, drop = create_postgres_database(os.environ["DATABASE_URL"])
+        cleanup.append(drop)
+    env = base_env(data_dir, database_url, token_delay)
+    port = free_port()
+    server = serve(env, port, data_dir / "daphne.log", prepare(env, port))
+    server.cleanup += cleanup
+    return server
+
+
+def start_pair(data_dir: Path, token_delay: float, **extra: str) -> tuple[LiveServer, LiveServer]:
+    """Two workers of one site on PostgreSQL + Redis; the demo upstream URL points at B."""
+    database_url, drop = create_postgres_database(
+        os.environ.get("DATABASE_URL") or DEFAULT_POSTGRES
+    )
+    redis = (os.environ.get("REDIS_URL") or DEFAULT_REDIS).rsplit("/", 1)[0]
+    if redis.endswith("redis:/"):  # a URL without a database number
+        redis = DEFAULT_REDIS
+    env = base_env(data_dir, database_url, token_delay)
+    env |= {"REDIS_URL": f"{redis}/{random.randint(1, 15)}", **extra}
+    port_a, port_b = free_port(), free_port()
+    password = prepare(env, port_b)
+    a = serve(env, port_a, data_dir / "worker-a.log", password)
+    b = serve(env, port_b, data_dir / "worker-b.log", password)
+    b.cleanup.append(drop)
+    return a, b
+
+
+def services_answer() -> bool:
+    """PostgreSQL and Redis listening on their usual local ports."""
+    for port in (5432, 6379):
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return False
+    return True
 
 
 def _wait_until_up(server: LiveServer, timeout: float = 30) -> None:
