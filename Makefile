@@ -46,7 +46,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
 
 screenshots: $(VENV)/.installed-dev browser
-	$(BIN)/python -m tools.screenshots
+	$(BIN)/python docs/screenshots.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -135,9 +135,6 @@ def reasoning_reply(request: DemoRequest) -> str:
     )
 
 
-TITLE_REQUEST = "Write a short title"  # how the app asks for a conversation title
-
-
 def title_reply(request: DemoRequest) -> str:
     """A title from the first words of the quoted user message, as a real model might."""
     _, _, rest = request.user_text.partition("User: ")
@@ -146,7 +143,7 @@ def title_reply(request: DemoRequest) -> str:
 
 
 def answer_text(request: DemoRequest) -> str:
-    if request.user_text.startswith(TITLE_REQUEST):
+    if request.is_title_request:
         return title_reply(request)
     return json_reply(request) if request.json_mode else markdown_reply(request)
 

@@ -41,6 +41,9 @@ class Fault:
     status: int = 0
 
 
+TITLE_REQUEST = "Write a short title"  # how the app asks for a conversation title
+
+
 @dataclass(frozen=True)
 class DemoRequest:
     """One request, normalised: the last user turn plus the knobs the demo honours."""
@@ -61,12 +64,17 @@ class DemoRequest:
     obfuscate: bool = True
 
     @property
+    def is_title_request(self) -> bool:
+        # The app's title prompt quotes the conversation, triggers and all: never act on them.
+        return self.user_text.startswith(TITLE_REQUEST)
+
+    @property
     def fault(self) -> Fault | None:
-        return parse_fault(self.user_text)
+        return None if self.is_title_request else parse_fault(self.user_text)
 
     @property
     def wants_tool(self) -> bool:
-        return self.ends_with_user and "/tool" in self.user_text
+        return self.ends_with_user and "/tool" in self.user_text and not self.is_title_request
 
 
 def parse_fault(text: str) -> Fault | None:
