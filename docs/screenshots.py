@@ -9,7 +9,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -19,7 +19,7 @@ from tests.browser.server import LiveServer, start  # noqa: E402
 
 OUT = ROOT / "docs"
 ANSWER = "[data-testid=message][data-role=assistant]"
-VIEWPORT = {"width": 1280, "height": 820}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 820}
 
 
 def converse(page: Page, text: str, model: str = "Demo") -> None:
