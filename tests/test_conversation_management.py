@@ -1,0 +1,116 @@
+"""Branches (versions), search, rename, archive, delete and export."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from conversations import threads
+from conversations.models import Conversation, Message
+from tests.conftest import add_message, make_conversation, make_model
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def model(db):
+    return make_model("http://127.0.0.1:9/v1", display_name="Fast model")
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def branched(owner, model) -> tuple[Conversation, dict[str, Message]]:
+    """q1 -> a1 (regenerated as a1b) ; q1 edited as q1b -> a2."""
+    c = make_conversation(owner, model, title="Branches")
+    q1 = add_message(c, "user", "first question")
+    a1 = add_message(c, "assistant", "first answer", parent=q1)
+    a1b = add_message(c, "assistant", "second answer", parent=q1)
+    q1b = add_message(c, "user", "edited question")
+    a2 = add_message(c, "assistant", "answer to the edit", parent=q1b)
+    c.current_leaf = a1b
+    c.save()
+    return c, {"q1": q1, "a1": a1, "a1b": a1b, "q1b": q1b, "a2": a2}
+
+
+def test_the_thread_follows_the_current_leaf_and_counts_versions(alice, model):
+    conversation, m = branched(alice, model)
+    thread = threads.thread_of(conversation)
+    assert [x.pk for x in thread.messages] == [m["q1"].pk, m["a1b"].pk]
+    assert thread.versions[m["a1b"].pk] == threads.Version(2, 2, m["a1"].pk, None)
+    assert thread.versions[m["q1"].pk] == threads.Version(1, 2, None, m["q1b"].pk)
+
+
+def test_the_upstream_sees_only_the_branch_above_a_message(alice, model):
+    conversation, m = branched(alice, model)
+    later = add_message(conversation, "user", "follow-up", parent=m["a2"])
+    assert [x.content for x in threads.ancestors(later)] == [
+        "edited question",
+        "answer to the edit",
+    ]
+
+
+def test_search_matches_titles_and_message_text_of_my_conversations_only(alice, bob, model):
+    mine = make_conversation(alice, model, title="Pelican notes")
+    other = make_conversation(alice, model, title="Volcanoes")
+    add_message(other, "assistant", "Lava is molten rock")
+    theirs = make_conversation(bob, model, title="Pelican secrets")
+    client = logged_in(alice)
+    by_title = client.get("/search/", {"q": "pelican"}).content.decode()
+    assert f"/c/{mine.pk}/" in by_title and f"/c/{theirs.pk}/" not in by_title
+    by_text = client.get("/search/", {"q": "molten"}).content.decode()
+    assert f"/c/{other.pk}/" in by_text and "Lava is molten rock" in by_text
+    assert "No conversation matches" in client.get("/search/", {"q": "zzz"}).content.decode()
+
+
+def test_rename_stops_automatic_titles_and_rejects_an_empty_title(alice, model):
+    conversation = make_conversation(alice, model, title="Old")
+    client = logged_in(alice)
+    response = client.post(
+        f"/c/{conversation.pk}/rename/", {"title": "  New   name "}, HTTP_HX_REQUEST="true"
+    )
+    assert (
+        response.status_code == 200
+        and 'data-testid="conversation-title"' in response.content.decode()
+    )
+    conversation.refresh_from_db()
+    assert conversation.title == "New name" and conversation.title_generated
+    assert client.post(f"/c/{conversation.pk}/rename/", {"title": "   "}).status_code == 400
+
+
+def test_archive_hides_from_the_sidebar_and_lists_on_the_archive_page(alice, model):
+    conversation = make_conversation(alice, model, title="Old project")
+    client = logged_in(alice)
+    client.post(f"/c/{conversation.pk}/archive/")
+    assert "Old project" not in client.get("/").content.decode()
+    assert "Old project" in client.get("/archived/").content.decode()
+    client.post(f"/c/{conversation.pk}/archive/")
+    assert "Old project" in client.get("/").content.decode()
+
+
+def test_delete_removes_the_conversation_and_its_messages(alice, model):
+    conversation, _ = branched(alice, model)
+    response = logged_in(alice).post(f"/c/{conversation.pk}/delete/")
+    assert response.status_code == 302
+    assert not Conversation.objects.filter(pk=conversation.pk).exists()
+    assert not Message.objects.filter(conversation_id=conversation.pk).exists()
+
+
+def test_exports_hold_the_branch_on_screen_as_markdown_and_json(alice, model):
+    conversation, _ = branched(alice, model)
+    conversation.system_prompt = "Be brief"
+    conversation.save()
+    client = logged_in(alice)
+    markdown = client.get(f"/c/{conversation.pk}/export.md")
+    assert markdown["Content-Disposition"] == 'attachment; filename="branches.md"'
+    text = markdown.content.decode()
+    assert text.startswith("# Branches") and "> System prompt: Be brief" in text
+    assert "second answer" in text and "first answer" not in text
+    data = json.loads(client.get(f"/c/{conversation.pk}/export.json").content)
+    assert [m["content"] for m in data["messages"]] == ["first question", "second answer"]
+    assert data["system_prompt"] == "Be brief"
