@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conversations.parameters import PARAMS_BY_NAME
+from conversations.providers.sse import clean_text
 
 SETTING_FIELDS = frozenset({*PARAMS_BY_NAME, "system_prompt"})
 
@@ -74,7 +75,19 @@ def decode(text: str | None, data: bytes | None) -> dict[str, Any]:
         raise BadCommand("The app could not read that request. Reload the page.") from None
     if not isinstance(payload, dict):
         raise BadCommand("The app could not read that request. Reload the page.")
-    return payload
+    cleaned: dict[str, Any] = _clean(payload)
+    return cleaned
+
+
+def _clean(value: Any) -> Any:
+    """JSON escapes can smuggle NUL and lone surrogates, which no database stores."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {clean_text(str(key)): _clean(item) for key, item in value.items()}
+    return value
 
 
 def parse(payload: dict[str, Any]) -> Command:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -83,3 +84,14 @@ def _test_settings(settings: Any) -> None:
     replies; the title tests turn them on)."""
     settings.AUTO_TITLES = False
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(settings: Any) -> None:
+    """A fresh cache namespace per test: throttling counters never leak between tests
+    (or between runs, when the cache is a shared Redis)."""
+    prefix = f"test-{uuid.uuid4().hex}"
+    default = {**settings.CACHES["default"], "KEY_PREFIX": prefix}
+    if "locmem" in default["BACKEND"]:
+        default["LOCATION"] = prefix  # a separate in-memory store
+    settings.CACHES = {"default": default}

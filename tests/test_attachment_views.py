@@ -55,9 +55,7 @@ def raw_multipart(client: Client, filename: str, content: bytes):
 
 
 def body_of(response) -> bytes:
-    content = b"".join(response.streaming_content)
-    response.close()
-    return content
+    return b"".join(response.streaming_content)
 
 
 @pytest.fixture

@@ -85,6 +85,9 @@ class HttpCall:
     headers: dict[str, str]
     json: dict[str, Any] | None = None
 
+    def __repr__(self) -> str:  # the headers carry the API key
+        return f"HttpCall(method={self.method!r}, url={self.url!r})"
+
 
 # --- Normalised events -------------------------------------------------------------
 
