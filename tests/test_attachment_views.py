@@ -241,7 +241,7 @@ def test_an_attachment_on_a_message_is_visible_to_the_conversation_owner_only(
     url = reverse("attachment_file", args=[attachment.pk])
     response = logged_in(alice).get(url)
     assert response.status_code == 200
-    response.close()
+    body_of(response)
     assert logged_in(bob).get(url).status_code == 404
 
 

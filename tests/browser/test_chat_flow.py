@@ -29,7 +29,7 @@ def test_send_watch_stream_stop_and_reload(page: Page, live: LiveServer) -> None
     expect(page.locator(ANSWER).last).to_have_attribute("data-status", "streaming")
 
     page.click("[data-testid=stop]")
-    expect(answer).to_have_attribute("data-status", "cancelled")
+    expect(answer).to_have_attribute("data-status", "cancelled", timeout=15_000)
     stopped_text = content.inner_text().strip()
     assert len(stopped_text) > len(first_seen)
     expect(page.locator("[data-testid=send]")).to_be_visible()
