@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.server import LiveServer, start
 
 CHROMIUM = "/usr/bin/chromium"
+# CI machines are small and busy: give every assertion room before calling it a failure.
+expect.set_options(timeout=12_000)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
