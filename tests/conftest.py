@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.test import Client
 
 from conversations.models import ChatModel, Conversation, Message, Provider, User
 from tests.upstream import FakeUpstream
@@ -95,3 +96,16 @@ def isolated_cache(settings: Any) -> None:
     if "locmem" in default["BACKEND"]:
         default["LOCATION"] = prefix  # a separate in-memory store
     settings.CACHES = {"default": default}
+
+
+def logged_in(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings: Any, tmp_path: Any) -> Any:
+    """Uploads go to a temporary folder, never into the repository."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT

@@ -10,27 +10,13 @@ from django.test import Client
 from django.urls import reverse
 
 from conversations.models import Attachment
-from tests.conftest import add_message, make_conversation
+from tests.conftest import add_message, logged_in, make_conversation
 from tests.test_images import image_bytes, noise_bytes
 
 pytestmark = pytest.mark.django_db
 
 UPLOAD_URL = "/attachments/"
 GENERATED_NAME = re.compile(r"^attachments/\d{4}/\d{2}/[0-9a-f]{32}\.(png|jpg|webp)$")
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    # Autouse runs before alice and bob are made: a fast hasher keeps these tests quick.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    return settings.MEDIA_ROOT
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def png_upload(name: str = "cat.png", **kwargs) -> SimpleUploadedFile:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.test import Client
 
 from conversations import threads
 from conversations.models import Conversation, Message
-from tests.conftest import add_message, make_conversation, make_model
+from tests.conftest import add_message, logged_in, make_conversation, make_model
 
 pytestmark = pytest.mark.django_db
 
@@ -17,12 +16,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def model(db):
     return make_model("http://127.0.0.1:9/v1", display_name="Fast model")
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def branched(owner, model) -> tuple[Conversation, dict[str, Message]]:

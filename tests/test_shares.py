@@ -13,26 +13,13 @@ from django.utils import timezone
 
 from conversations import sharing, threads
 from conversations.models import Attachment, Conversation, Message, Share
-from tests.conftest import add_message, make_conversation, make_user
+from tests.conftest import add_message, logged_in, make_conversation, make_user
 from tests.test_attachment_views import png_upload
 
 pytestmark = pytest.mark.django_db
 
 USER = Message.Role.USER
 ASSISTANT = Message.Role.ASSISTANT
-
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    return settings.MEDIA_ROOT
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def chat(owner, *turns: tuple[str, str], title: str = "Trip to Lisbon", **extra) -> Conversation:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.conftest import CANARY_KEY, PASSWORD, add_message, make_conversation, make_model
+from tests.conftest import (
+    CANARY_KEY,
+    PASSWORD,
+    add_message,
+    logged_in,
+    make_conversation,
+    make_model,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -13,12 +20,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def model(db):
     return make_model("http://127.0.0.1:9/v1", display_name="Fast model")
-
-
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.mark.parametrize("path", ["/", "/c/1/"])
