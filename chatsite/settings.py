@@ -176,7 +176,7 @@ ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS", [])
 
 # Streaming behaviour.
 STREAM_FRAME_INTERVAL = env_float("STREAM_FRAME_INTERVAL", 0.03, minimum=0.0)
-STREAM_CHECKPOINT_INTERVAL = env_float("STREAM_CHECKPOINT_INTERVAL", 1.0, minimum=0.05)
+STREAM_CHECKPOINT_INTERVAL = env_float("STREAM_CHECKPOINT_INTERVAL", 2.0, minimum=0.05)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 100_000, minimum=1)
 
 # The offline demo upstream is served by this app under /demo-upstream/.

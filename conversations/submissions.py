@@ -188,7 +188,8 @@ def _save(
     conversation.updated_at = timezone.now()
     if chosen is not None:
         conversation.system_prompt, conversation.params = chosen.system_prompt, chosen.params
-    conversation.save()
+    if created:
+        conversation.save()  # the messages need its id; an existing one is saved once, below
     question = Message.objects.create(
         conversation=conversation,
         role=Message.Role.USER,
@@ -208,7 +209,7 @@ def _save(
         parent=question,
     )
     conversation.current_leaf = answer
-    conversation.save(update_fields=["current_leaf"])
+    conversation.save(update_fields=["current_leaf"] if created else None)
     return Accepted(conversation, [question, answer], answer, created_conversation=created)
 
 

@@ -85,7 +85,8 @@ def thread_of(conversation: Conversation) -> Thread:
 
 def ancestors(message: Message) -> list[Message]:
     """The messages before this one on its branch, oldest first (what the upstream sees)."""
-    messages = list(message.conversation.messages.filter(id__lt=message.pk).order_by("id"))
+    earlier = message.conversation.messages.filter(id__lt=message.pk)
+    messages = list(earlier.prefetch_related("attachments").order_by("id"))
     if all(m.parent_id is None for m in messages) and message.parent_id is None:
         return messages  # a straight list, from before branching
     by_id = {m.pk: m for m in messages}

@@ -28,9 +28,16 @@
   function messagesPane() {
     return document.getElementById("messages");
   }
+  // At most once per animation frame: reading scrollHeight forces a layout.
+  let scrollQueued = false;
   function scrollToEnd() {
-    const pane = messagesPane();
-    if (pane && pinned) pane.scrollTop = pane.scrollHeight;
+    if (scrollQueued || !pinned) return;
+    scrollQueued = true;
+    requestAnimationFrame(() => {
+      scrollQueued = false;
+      const pane = messagesPane();
+      if (pane && pinned) pane.scrollTop = pane.scrollHeight;
+    });
   }
 
   function autosize(textarea) {
@@ -275,9 +282,15 @@
   });
   document.addEventListener("htmx:wsConfigSend", onConfigSend);
   document.addEventListener("htmx:oobAfterSwap", onOobAfterSwap);
-  document.addEventListener("htmx:wsAfterMessage", () => {
-    addCopyButtons(document);
-    scrollToEnd();
+  document.addEventListener("htmx:wsAfterMessage", () => scrollToEnd());
+  // Copy buttons go on finished answers only, not on every streamed frame.
+  document.addEventListener("htmx:oobAfterSwap", (event) => {
+    const article = event.target;
+    if (article?.matches?.("article.message") && !article.matches(".is-streaming, .is-pending")) {
+      addCopyButtons(article);
+    } else if (event.target?.id === "messages") {
+      addCopyButtons(event.target);
+    }
   });
   document.addEventListener("htmx:wsOpen", () => setConnection("open"));
   document.addEventListener("htmx:wsClose", () => setConnection("closed"));

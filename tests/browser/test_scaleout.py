@@ -77,7 +77,7 @@ def test_an_answer_on_a_killed_worker_is_marked_interrupted_and_retry_works(
 ) -> None:
     a, b = workers
     page_a, path = start_answer(browser, a)
-    page_a.wait_for_timeout(2500)  # past a checkpoint: what was saved survives the crash
+    page_a.wait_for_timeout(3500)  # past a checkpoint: what was saved survives the crash
     os.kill(a.process.pid, signal.SIGKILL)
     a.process.wait(timeout=10)
 
