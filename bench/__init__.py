@@ -1,0 +1,1 @@
+"""Benchmarks for streaming at scale: `python -m bench` runs them all and prints one table."""
