@@ -117,13 +117,14 @@ async def run_all(args: argparse.Namespace) -> Report:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     fds = raise_fd_limit()
+    measured = revision()  # before the run: the tree may change while it runs
     started = time.monotonic()
     report = asyncio.run(run_all(args))
     elapsed = time.monotonic() - started
     today = datetime.date.today().isoformat()
     mode = "quick" if args.quick else "full"
     print(f"\nStreaming benchmarks, {today}, {mode} run in {elapsed:.0f} s on {machine()}")
-    print(f"commit {revision()}; served {args.app}; open files limit {fds}\n")
+    print(f"commit {measured}; served {args.app}; open files limit {fds}\n")
     print(report.table())
     counts = report.counts()
     print("\n" + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("PASS", "MISS", "SKIP", "INFO")))

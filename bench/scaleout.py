@@ -49,6 +49,16 @@ def fresh_postgres():
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def any_empty_redis_db() -> bool:
+    import redis
+
+    for number in range(1, 16):
+        with redis.Redis.from_url(f"{REDIS}/{number}", socket_timeout=5) as client:
+            if client.dbsize() == 0:
+                return True
+    return False
+
+
 @contextlib.contextmanager
 def empty_redis_db():
     import redis
@@ -134,6 +144,9 @@ async def run(ctx: Context) -> None:
     missing = [name for name, port in (("PostgreSQL", 5432), ("Redis", 6379)) if not answering(port)]  # fmt: skip
     if missing:
         report.skip(NAME, f"{' and '.join(missing)} not answering on 127.0.0.1")
+        return
+    if not await asyncio.to_thread(any_empty_redis_db):
+        report.skip(NAME, "no empty Redis database number (1-15) to run in")
         return
     count = ctx.options.pick(30, 10)
     streams, seconds = ctx.options.pick((50, 6.0), (10, 2.0))

@@ -141,13 +141,22 @@ def start_pair(data_dir: Path, token_delay: float, **extra: str) -> tuple[LiveSe
     if redis.endswith("redis:/"):  # a URL without a database number
         redis = DEFAULT_REDIS
     env = base_env(data_dir, database_url, token_delay)
-    env |= {"REDIS_URL": f"{redis}/{random.randint(1, 15)}", **extra}
+    redis_url = f"{redis}/{random.randint(1, 15)}"
+    env |= {"REDIS_URL": redis_url, **extra}
     port_a, port_b = free_port(), free_port()
     password = prepare(env, port_b)
     a = serve(env, port_a, data_dir / "worker-a.log", password)
     b = serve(env, port_b, data_dir / "worker-b.log", password)
-    b.cleanup.append(drop)
+    b.cleanup += [drop, lambda: _flush_redis(redis_url)]
     return a, b
+
+
+def _flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
 
 
 def services_answer() -> bool:
