@@ -104,7 +104,7 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}
+        "default": {"BACKEND": "chatsite.layers.LocalChannelLayer", "CONFIG": {"capacity": 1000}}
     }
 
 # The cache holds login throttling counters: shared through Redis across workers.

@@ -28,10 +28,10 @@ async def aget_conversation(user: Any, pk: int) -> Conversation | None:
     return await conversations_of(user).select_related("model").filter(pk=pk).afirst()
 
 
-async def aget_message(user: Any, conversation: Conversation, pk: int) -> Message | None:
+def get_message(user: Any, conversation: Conversation, pk: int) -> Message | None:
     if conversation.owner_id != getattr(user, "pk", None):
         return None
-    return await Message.objects.filter(conversation=conversation, pk=pk).afirst()
+    return Message.objects.filter(conversation=conversation, pk=pk).first()
 
 
 def models_for(user: Any) -> QuerySet[ChatModel]:

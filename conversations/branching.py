@@ -10,50 +10,66 @@ from django.utils import timezone
 
 from conversations import access, threads
 from conversations.models import Conversation, Message
-from conversations.submissions import Refused, check_quota, check_text, choose_model
+from conversations.submissions import Refused, check_text, enforce_quota, pick_model
 
 
-async def _idle(conversation: Conversation) -> None:
-    if await conversation.messages.filter(status__in=Message.LIVE_STATUSES).aexists():
+def _idle(conversation: Conversation) -> None:
+    if conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists():
         raise Refused("An answer is still being written. Wait for it or press Stop.")
 
 
-async def _own(user: Any, conversation: Conversation, message_id: int, role: str) -> Message:
-    message = await access.aget_message(user, conversation, message_id)
+def _own(user: Any, conversation: Conversation, message_id: int, role: str) -> Message:
+    message = access.get_message(user, conversation, message_id)
     if message is None or message.role != role:
         raise Refused("That message is not in this conversation.")
     return message
+
+
+def _regenerate(
+    user: Any, conversation: Conversation, message_id: int, model_id: int | None
+) -> Message:
+    _idle(conversation)
+    old = _own(user, conversation, message_id, Message.Role.ASSISTANT)
+    model = pick_model(user, model_id, conversation)
+    enforce_quota(user, model)
+    return _new_answer(conversation, old.parent_id, model)
 
 
 async def regenerate(
     user: Any, conversation: Conversation, message_id: int, model_id: int | None
 ) -> Message:
     """A new answer beside the old one (a sibling); the old stays reachable as a version."""
-    await _idle(conversation)
-    old = await _own(user, conversation, message_id, Message.Role.ASSISTANT)
-    model = await choose_model(user, model_id, conversation)
-    await check_quota(user, model)
-    return await sync_to_async(_new_answer)(conversation, old.parent_id, model)
+    return await sync_to_async(_regenerate)(user, conversation, message_id, model_id)
+
+
+def _edit(
+    user: Any, conversation: Conversation, message_id: int, text: str, model_id: int | None
+) -> Message:
+    _idle(conversation)
+    text = check_text(text)
+    old = _own(user, conversation, message_id, Message.Role.USER)
+    model = pick_model(user, model_id, conversation)
+    enforce_quota(user, model)
+    return _new_question(conversation, old, text, model)
 
 
 async def edit(
     user: Any, conversation: Conversation, message_id: int, text: str, model_id: int | None
 ) -> Message:
     """A new version of a question, answered afresh; returns the new (pending) answer."""
-    await _idle(conversation)
-    text = check_text(text)
-    old = await _own(user, conversation, message_id, Message.Role.USER)
-    model = await choose_model(user, model_id, conversation)
-    await check_quota(user, model)
-    return await sync_to_async(_new_question)(conversation, old, text, model)
+    return await sync_to_async(_edit)(user, conversation, message_id, text, model_id)
+
+
+def _switch_to(user: Any, conversation: Conversation, message_id: int) -> None:
+    target = access.get_message(user, conversation, message_id)
+    if target is None:
+        raise Refused("That version does not exist.")
+    _switch(conversation, target)
 
 
 async def switch(user: Any, conversation: Conversation, message_id: int) -> None:
     """Show another version: the newest branch below the chosen message."""
-    target = await access.aget_message(user, conversation, message_id)
-    if target is None:
-        raise Refused("That version does not exist.")
-    await sync_to_async(_switch)(conversation, target)
+    await sync_to_async(_switch_to)(user, conversation, message_id)
 
 
 def _new_answer(conversation: Conversation, parent_id: int | None, model: Any) -> Message:

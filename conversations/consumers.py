@@ -33,9 +33,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         self.delivered: dict[int, tuple[int, int]] = {}  # message id -> chars of blocks, reasoning
-        self.awaiting: dict[
-            int, float
-        ] = {}  # message id -> when a snapshot was asked of its worker
+        self.awaiting: dict[int, float] = {}  # message id -> when its worker was asked for it
+        self.pending: dict[int, Message] = {}  # answers shown as waiting, not yet streaming
         if not getattr(self.user, "is_authenticated", False):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -50,6 +49,15 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         if self.conversation is not None:
             await self._join(self.conversation)
             await self._send_live_state()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels closes stale database connections before every event: a trip to the
+        # database thread. Deltas, many a second per answer, need no database, and the trip
+        # would cost more than the frame.
+        if message.get("type") == "chat.delta":
+            await self.chat_delta(message)
+        else:
+            await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
         # Leaving never stops a generation: only the Stop command does.
@@ -106,11 +114,13 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             await self.send(text_data=frames.notice(warning, level="warning"))
         if accepted.duplicate:
             return
+        conversation = accepted.conversation
+        runs.start(accepted.assistant.pk, conversation.pk, accepted.job)
+        # This tab draws the new messages from what it has; other tabs read them.
+        await self._show_added(accepted.messages)
         ids = [m.pk for m in accepted.messages]
-        await publisher(accepted.conversation.pk)(
-            {"type": "chat.messages_added", "message_ids": ids}
-        )
-        runs.start(accepted.assistant.pk, accepted.conversation.pk)
+        event = {"type": "chat.messages_added", "message_ids": ids, "origin": self.channel_name}
+        await publisher(conversation.pk)(event)
 
     async def _stop(self, message_id: int | None) -> None:
         """Stop cancels where the generation runs: here, on another worker, or nowhere."""
@@ -194,7 +204,12 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     # --- group events -------------------------------------------------------------
 
     async def chat_messages_added(self, event: dict[str, Any]) -> None:
-        messages = await self._messages(event["message_ids"])
+        if event.get("origin") == self.channel_name:
+            return  # the tab that sent them has drawn them already
+        await self._show_added(await self._messages(event["message_ids"]))
+
+    async def _show_added(self, messages: list[Message]) -> None:
+        self.pending.update((m.pk, m) for m in messages if m.is_live)
         await self.send(text_data=frames.messages_added(messages, generating=True))
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
@@ -205,7 +220,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             self.awaiting.pop(pk)  # its worker did not answer: start over from this frame
         if pk not in self.delivered:
             # First frame of this answer here: redraw it whole, marked as streaming.
-            messages = await self._messages([pk])
+            shown = self.pending.pop(pk, None)
+            messages = [shown] if shown is not None else await self._messages([pk])
             starts = event["blocks_offset"] == 0 and event["reasoning_offset"] == 0
             fallback = (
                 LiveState(event["blocks"], event["tail"], event["reasoning"]) if starts else None
@@ -238,6 +254,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             return
         message = messages[0]
         self.delivered.pop(message.pk, None)
+        self.pending.pop(message.pk, None)
         self.awaiting.pop(message.pk, None)
         generating = bool(await self._live_messages())
         version = await sync_to_async(threads.version_of)(message)

@@ -1,4 +1,5 @@
-"""Renders the HTML fragments the websocket sends; templates/conversations/ws/ is the protocol."""
+"""Renders the HTML fragments the websocket sends: templates/conversations/ws/, and the delta
+frame here."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils.html import escape
 
 from conversations.coalescer import LiveState
 from conversations.models import Conversation, Message
@@ -21,8 +23,18 @@ def messages_added(messages: Sequence[Message], generating: bool) -> str:
 
 
 def delta(message_id: int, blocks: str, tail: str, reasoning: str) -> str:
-    """New finished blocks appended, the open tail replaced, reasoning appended."""
-    return _render("delta", message_id=message_id, blocks=blocks, tail=tail, reasoning=reasoning)
+    """New finished blocks appended, the open tail replaced, reasoning appended.
+
+    `blocks` and `tail` are sanitised HTML; reasoning is plain text. Built without the
+    template engine: this frame goes out many times a second per answer and tab, and a
+    template render cost more than all the rest of relaying it.
+    """
+    target = f"#message-{int(message_id)}"
+    frame = f'<div hx-swap-oob="beforeend:{target}-blocks">{blocks}</div>' if blocks else ""
+    frame += f'<div hx-swap-oob="innerHTML:{target}-tail">{tail}</div>'
+    if reasoning:
+        frame += f'<span hx-swap-oob="beforeend:{target}-reasoning">{escape(reasoning)}</span>'
+    return frame
 
 
 def message_updated(message: Message, generating: bool, version: Version | None = None) -> str:

@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import F, Q, QuerySet, Sum
@@ -222,31 +223,21 @@ def budgets_for(user: Any, now: datetime | None = None) -> list[BudgetStatus]:
     return _statuses(budgets, own, groups, windows)
 
 
-async def abudgets_for(user: Any, now: datetime) -> list[BudgetStatus]:
-    budgets = in_force([b async for b in applicable_budgets(user)])
-    if not budgets:
-        return []
-    windows = _windows(budgets, now)
-    own = await own_usage(user, windows).aaggregate(**spend_sums(windows))
-    ids = _group_ids(budgets)
-    groups = {row["pk"]: row async for row in group_usage(ids, windows)} if ids else {}
-    return _statuses(budgets, own, groups, windows)
-
-
 # --- The check -----------------------------------------------------------------------
 
 
-async def check(user: Any, model: ChatModel, *, now: datetime | None = None) -> list[str]:
+def enforce(user: Any, model: ChatModel, *, now: datetime | None = None) -> list[str]:
     """Raise QuotaExceeded at 100% of a budget or over the rate limit; return 80% warnings.
 
-    Money limits do not stop a free model (both prices zero): it adds no cost.
+    Money limits do not stop a free model (both prices zero): it adds no cost. Synchronous,
+    so a submission checks it in the same database hop that saves the message.
     """
     if not getattr(user, "is_authenticated", False):
         return []
     now = now or timezone.now()
-    await check_rate(user, now)
+    check_rate(user, now)
     free = not model.input_price_per_mtok and not model.output_price_per_mtok
-    statuses = await abudgets_for(user, now)
+    statuses = budgets_for(user, now)
     pairs = [(s, lim) for s in statuses for lim in s.limits if not (free and lim.kind == "money")]
     reached = sorted((p for p in pairs if p[1].reached), key=lambda p: p[0].resets_at)
     if reached:
@@ -255,13 +246,17 @@ async def check(user: Any, model: ChatModel, *, now: datetime | None = None) -> 
     return [warning_message(s, lim) for s, lim in pairs if lim.near]
 
 
+async def check(user: Any, model: ChatModel, *, now: datetime | None = None) -> list[str]:
+    return await sync_to_async(enforce)(user, model, now=now)
+
+
 def rate_limit_of(user: Any) -> int:
     """Chat submissions a minute; the person's own setting wins; 0 means unlimited."""
     own = getattr(user, "requests_per_minute", None)
     return int(settings.RATE_LIMIT_PER_MINUTE if own is None else own)
 
 
-async def check_rate(user: Any, now: datetime) -> None:
+def check_rate(user: Any, now: datetime) -> None:
     """Counted from saved user messages, so it holds across workers."""
     limit = rate_limit_of(user)
     if limit <= 0:
@@ -270,7 +265,7 @@ async def check_rate(user: Any, now: datetime) -> None:
         conversation__owner=user, role=Message.Role.USER, created_at__gt=now - RATE_WINDOW
     ).order_by("-created_at")
     # The limit-th newest submission: while it is inside the window, the user is at the limit.
-    oldest = await recent.values_list("created_at", flat=True)[limit - 1 : limit].afirst()
+    oldest = recent.values_list("created_at", flat=True)[limit - 1 : limit].first()
     if oldest is None:
         return
     wait = max(1, math.ceil((oldest + RATE_WINDOW - now).total_seconds()))

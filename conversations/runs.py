@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 
 from conversations import titles
 from conversations.coalescer import LiveState
-from conversations.streaming import Generation, JobError, fail_before_start, load_job
+from conversations.streaming import Generation, Job, JobError, fail_before_start, load_job
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +42,12 @@ class Runs:
     def is_running(self, message_id: int) -> bool:
         return message_id in self._tasks
 
-    def start(self, message_id: int, conversation_id: int) -> None:
+    def start(self, message_id: int, conversation_id: int, job: Job | None = None) -> None:
+        """`job`: the upstream call when the caller already prepared it (saves a database trip)."""
         if message_id in self._tasks:
             return
         task = asyncio.create_task(
-            self._run(message_id, conversation_id), name=f"generation-{message_id}"
+            self._run(message_id, conversation_id, job), name=f"generation-{message_id}"
         )
         self._tasks[message_id] = task
         task.add_done_callback(lambda _: self._forget(message_id))
@@ -55,10 +56,10 @@ class Runs:
         self._tasks.pop(message_id, None)
         self._live.pop(message_id, None)
 
-    async def _run(self, message_id: int, conversation_id: int) -> None:
+    async def _run(self, message_id: int, conversation_id: int, job: Job | None) -> None:
         publish = publisher(conversation_id)
         try:
-            job = await load_job(message_id)
+            job = job or await load_job(message_id)
         except JobError as exc:
             await fail_before_start(message_id, str(exc), publish)
             return

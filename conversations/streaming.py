@@ -8,6 +8,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,12 +66,17 @@ class Job:
         return len(self.request.system) + sum(len(t.text) for t in self.request.turns)
 
 
-def history_turns(messages: list[Message]) -> tuple[Turn, ...]:
+def history_turns(conversation_id: int, messages: list[threads.Earlier]) -> tuple[Turn, ...]:
     """Earlier messages as upstream turns: reasoning stays out, empty answers are skipped."""
+    attached: dict[int, list[Attachment]] = defaultdict(list)
+    # The conversation's images in one query with fixed parameters (whatever its length).
+    stored = Attachment.objects.filter(message__conversation_id=conversation_id).order_by("id")
+    for attachment in stored:
+        attached[attachment.message_id or 0].append(attachment)
     turns = []
     for message in messages:
         if message.role == Message.Role.USER:
-            images = tuple(image_part(a) for a in message.attachments.all())
+            images = tuple(image_part(a) for a in attached[message.pk])
             turns.append(Turn(role="user", text=message.content, images=images))
         elif message.content:
             turns.append(Turn(role="assistant", text=message.content))
@@ -87,25 +93,31 @@ def _load_job(message_id: int) -> Job:
     message = Message.objects.select_related("conversation__owner", "model__provider").get(
         pk=message_id
     )
-    model = message.model
+    return job_for(message, message.conversation.owner)
+
+
+def job_for(answer: Message, owner: Any) -> Job:
+    """What the upstream call for `answer` needs; `answer.conversation` and `answer.model`
+    (with its provider) are loaded. Reads the history and image files, so off the loop."""
+    model = answer.model
     if model is None or not model.enabled or not model.provider.enabled:
         raise JobError("This model is no longer available. Pick another model and retry.")
-    conversation = message.conversation
+    conversation = answer.conversation
     request = ChatRequest(
         model=model.upstream_id,
-        turns=history_turns(threads.ancestors(message)),
+        turns=history_turns(conversation.pk, threads.ancestors(answer)),
         system=conversation.system_prompt,
         params=model.generation_params(conversation.params),
     )
     return Job(
-        message_id=message.pk,
+        message_id=answer.pk,
         conversation_id=conversation.pk,
         protocol=get_protocol(model.provider.protocol),
         config=model.provider.config(),
         request=request,
         model=model,
         user_id=conversation.owner_id,
-        username=conversation.owner.get_username(),
+        username=owner.get_username(),
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from conversations.models import Conversation, Message
 
@@ -33,8 +34,28 @@ def children_of(messages: list[Message]) -> dict[int | None, list[Message]]:
     return children
 
 
-def path_to(by_id: dict[int, Message], leaf: Message | None) -> list[Message]:
-    path: list[Message] = []
+class Node(Protocol):
+    @property
+    def pk(self) -> int: ...
+    @property
+    def parent_id(self) -> int | None: ...
+
+
+N = TypeVar("N", bound=Node)
+
+
+@dataclass(frozen=True)
+class Earlier:
+    """An earlier message as far as a prompt needs it."""
+
+    pk: int
+    parent_id: int | None
+    role: str
+    content: str
+
+
+def path_to(by_id: dict[int, N], leaf: N | None) -> list[N]:
+    path: list[N] = []
     seen: set[int] = set()
     while leaf is not None and leaf.pk not in seen:
         seen.add(leaf.pk)
@@ -83,10 +104,14 @@ def thread_of(conversation: Conversation) -> Thread:
     return build(messages, conversation.current_leaf_id)
 
 
-def ancestors(message: Message) -> list[Message]:
-    """The messages before this one on its branch, oldest first (what the upstream sees)."""
-    earlier = message.conversation.messages.filter(id__lt=message.pk)
-    messages = list(earlier.prefetch_related("attachments").order_by("id"))
+def ancestors(message: Message) -> list[Earlier]:
+    """The messages before this one on its branch, oldest first (what the upstream sees).
+
+    Read as plain rows, only the fields a prompt needs: a long conversation is read on every
+    submission, and building a model instance per message would cost more than the query.
+    """
+    rows = message.conversation.messages.filter(id__lt=message.pk).order_by("id")
+    messages = [Earlier(*row) for row in rows.values_list("id", "parent_id", "role", "content")]
     if all(m.parent_id is None for m in messages) and message.parent_id is None:
         return messages  # a straight list, from before branching
     by_id = {m.pk: m for m in messages}
