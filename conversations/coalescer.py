@@ -111,6 +111,12 @@ class DeltaCoalescer:
             self._reasoning_chars += len(reasoning)
         return frame
 
+    def final_html(self) -> str:
+        """The whole answer's HTML, after close(): the blocks already rendered for the frames
+        and the tail rendered once more against the complete text (equal to rendering the
+        whole answer at once, without doing so)."""
+        return "".join(self._blocks) + self._renderer.finish().tail_html
+
     async def close(self) -> None:
         """Stop the timer and publish whatever is still pending."""
         timer = self._timer

@@ -249,16 +249,16 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             await self._send_live_message(messages[0], state)
 
     async def chat_message_updated(self, event: dict[str, Any]) -> None:
-        messages = await self._messages([event["message_id"]])
-        if not messages:
+        if self.conversation is None:
             return
-        message = messages[0]
-        self.delivered.pop(message.pk, None)
-        self.pending.pop(message.pk, None)
-        self.awaiting.pop(message.pk, None)
-        generating = bool(await self._live_messages())
-        version = await sync_to_async(threads.version_of)(message)
-        await self.send(text_data=frames.message_updated(message, generating, version))
+        pk = event["message_id"]
+        frame = await sync_to_async(updated_frame)(self.conversation, pk)
+        if frame is None:
+            return
+        self.delivered.pop(pk, None)
+        self.awaiting.pop(pk, None)
+        self.pending.pop(pk, None)
+        await self.send(text_data=frame)
 
     async def chat_thread_changed(self, event: dict[str, Any]) -> None:
         if self.conversation is None:
@@ -284,6 +284,15 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             .order_by("id")
         )
         return [m async for m in found]
+
+
+def updated_frame(conversation: Conversation, message_id: int) -> str | None:
+    """The frame redrawing one message, read and rendered in one trip to the database thread."""
+    message = conversation.messages.filter(pk=message_id).prefetch_related("attachments").first()
+    if message is None:
+        return None
+    generating = conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists()
+    return frames.message_updated(message, generating, threads.version_of(message))
 
 
 def saved_state(message: Message) -> LiveState:

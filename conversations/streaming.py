@@ -35,7 +35,7 @@ from conversations.providers.base import (
     WireProtocol,
 )
 from conversations.providers.transport import stream_events
-from conversations.rendering import render_json_answer, render_markdown
+from conversations.rendering import render_json_answer
 
 logger = logging.getLogger(__name__)
 
@@ -202,9 +202,12 @@ class Generation:
             await self._record(UsageRecord.Outcome.ERROR, attempt, error.message)
 
     async def _record(self, outcome: str, attempt: int, error: str = "") -> None:
+        await sync_to_async(_save_record)(self._call(outcome, attempt, error))
+
+    def _call(self, outcome: str, attempt: int, error: str = "") -> ledger.Call:
         text = "".join(self.text) + "".join(self.reasoning)
         produced = bool(text) or self.usage.output_tokens is not None
-        call = ledger.Call(
+        return ledger.Call(
             user_id=self.job.user_id,
             username=self.job.username,
             model=self.job.model,
@@ -220,10 +223,6 @@ class Generation:
             ttft_ms=_ms(self.first_token_at - self.started) if self.first_token_at else None,
             duration_ms=_ms(time.monotonic() - self.started),
         )
-        try:
-            await ledger.record(call)
-        except Exception:  # the answer matters more than its ledger row
-            logger.exception("could not record usage of message %s", self.job.message_id)
 
     def _mark_first_token(self) -> None:
         if self.first_token_at is None:
@@ -258,12 +257,11 @@ class Generation:
         with contextlib.suppress(asyncio.CancelledError):
             await checkpoints
         await self.coalescer.close()
-        await Message.objects.filter(pk=self.job.message_id).aupdate(
-            **self._final_fields(status, error)
+        outcome = {"complete": "ok", "cancelled": "cancelled"}.get(status, "error")
+        call = self._call(outcome, self.attempts, error) if record else None
+        await sync_to_async(_save_final)(
+            self.job.message_id, self._final_fields(status, error), call
         )
-        if record:
-            outcome = {"complete": "ok", "cancelled": "cancelled"}.get(status, "error")
-            await self._record(outcome, self.attempts, error)
         await self.publish({"type": "chat.message_updated", "message_id": self.job.message_id})
 
     def _final_fields(self, status: str, error: str) -> dict[str, Any]:
@@ -273,11 +271,16 @@ class Generation:
         if status == Message.Status.COMPLETE and not error:
             error = FINISH_NOTES.get(finish, "")
         error = error[:1].upper() + error[1:]
-        render = render_json_answer if self.job.request.params.json_mode else render_markdown
+        if not text:
+            html = ""
+        elif self.job.request.params.json_mode:
+            html = render_json_answer(text)
+        else:
+            html = self.coalescer.final_html()
         return {
             "status": status,
             "content": text,
-            "content_html": render(text) if text else "",
+            "content_html": html,
             "reasoning": "".join(self.reasoning),
             "tool_calls": [self.tool_calls[i] for i in sorted(self.tool_calls)],
             "error": error,
@@ -295,6 +298,20 @@ class Generation:
         if not self.reasoning or self.first_token_at is None:
             return None
         return _ms((self.reasoning_ended_at or now) - self.first_token_at)
+
+
+def _save_final(message_id: int, fields: dict[str, Any], call: ledger.Call | None) -> None:
+    """The answer's final state and its ledger row, in one trip to the database thread."""
+    Message.objects.filter(pk=message_id).update(**fields)
+    if call is not None:
+        _save_record(call)
+
+
+def _save_record(call: ledger.Call) -> None:
+    try:
+        ledger.build_record(call).save()
+    except Exception:  # the answer matters more than its ledger row
+        logger.exception("could not record usage of message %s", call.message_id)
 
 
 def merge_usage(old: Usage, new: Usage) -> Usage:

@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from conversations.models import Message
+from conversations.rendering import render_markdown
 from conversations.runs import Runs
 from conversations.streaming import Generation, load_job
 from tests.conftest import add_message, make_conversation
@@ -54,6 +55,28 @@ async def test_a_normal_run_saves_text_usage_and_rendered_html(alice, chat_model
     deltas = [f for f in frames if f["type"] == "chat.delta"]
     assert "".join(f["text"] for f in deltas) == saved.content
     assert frames[-1] == {"type": "chat.message_updated", "message_id": message.pk}
+
+
+TRICKY = [
+    "Intro with a [ref] link.\n\n```py\nprint(1)\n\n",
+    "print(2)\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n1. one\n",
+    "2. two\n\n   nested\n\n[ref]: https://example.com\n\ntail **bold",
+]
+
+
+@pytest.mark.parametrize("cut", [1, 7, 64])
+async def test_the_stored_html_equals_rendering_the_whole_answer(alice, chat_model, upstream, cut):
+    """The stored HTML is assembled from the streamed blocks; it must match a whole render."""
+    text = "".join(TRICKY)
+    pieces = [text[i : i + cut] for i in range(0, len(text), cut)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces)))
+    message = await start_exchange(alice, chat_model)
+
+    saved = await run_to_end(message, [])
+
+    assert saved.content == text
+    assert saved.content_html == render_markdown(text)
+    assert '<a href="https://example.com"' in saved.content_html  # the late reference
 
 
 async def test_the_users_message_and_history_reach_the_upstream(alice, chat_model, upstream):
