@@ -52,10 +52,14 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels closes stale database connections before every event: a trip to the
-        # database thread. Deltas, many a second per answer, need no database, and the trip
-        # would cost more than the frame.
-        if message.get("type") == "chat.delta":
+        # database thread, queued behind whatever else runs there. Deltas, many a second per
+        # answer, need no database, nor does the echo of this tab's own new messages, and
+        # the first delta would wait behind that trip.
+        kind = message.get("type")
+        if kind == "chat.delta":
             await self.chat_delta(message)
+        elif kind == "chat.messages_added" and message.get("origin") == self.channel_name:
+            return  # the tab that sent them has drawn them already
         else:
             await super().dispatch(message)
 
@@ -204,8 +208,6 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     # --- group events -------------------------------------------------------------
 
     async def chat_messages_added(self, event: dict[str, Any]) -> None:
-        if event.get("origin") == self.channel_name:
-            return  # the tab that sent them has drawn them already
         await self._show_added(await self._messages(event["message_ids"]))
 
     async def _show_added(self, messages: list[Message]) -> None:

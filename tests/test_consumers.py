@@ -229,3 +229,25 @@ async def test_retry_generates_a_failed_answer_again(alice, chat_model, upstream
     await socket.disconnect()
     answer = await Message.objects.aget(pk=answer.pk)
     assert answer.status == "complete" and answer.content == "second time"
+
+
+async def test_every_tab_of_the_conversation_draws_the_new_messages_once_and_the_answer(
+    alice, chat_model, upstream
+):
+    pieces = [f"both{i} " for i in range(30)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.002))
+    conversation = await sync_to_async(make_conversation)(alice, chat_model)
+    path = f"/ws/conversations/{conversation.pk}/"
+    sender, _, _ = await open_socket(alice, path)
+    watcher, _, _ = await open_socket(alice, path)
+
+    await sender.send_to(text_data=send_frame("a question seen twice"))
+    done = r'data-role="assistant" data-status="complete"'
+    seen = [await frames_until(sender, done), await frames_until(watcher, done)]
+    await sender.disconnect()
+    await watcher.disconnect()
+
+    answer = await Message.objects.aget(role="assistant")
+    for frames in seen:
+        assert sum(f.count("a question seen twice</div>") for f in frames) == 1
+        assert streamed_text(frames, answer.pk) == "".join(pieces).strip()
