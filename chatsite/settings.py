@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from chatsite.env import (
     env_bool,
@@ -77,7 +78,17 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+POOL_SIZE = env_int("DATABASE_POOL_SIZE", 20, minimum=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and POOL_SIZE:
+    # Under ASGI every request and every consumer event closes its connection again
+    # (persistent connections would leak with the per-request threads); a pool makes that
+    # close a return instead of a new PostgreSQL backend per trip.
+    if DATABASES["default"]["CONN_MAX_AGE"]:
+        raise ImproperlyConfigured("Set DATABASE_POOL_SIZE=0 to use DATABASE_CONN_MAX_AGE.")
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {"min_size": 0, "max_size": POOL_SIZE, "timeout": 10}
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets page renders read while a generation checkpoints; the timeout rides out
     # the short write locks taken by concurrent runners.
     DATABASES["default"]["OPTIONS"] = {

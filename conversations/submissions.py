@@ -64,16 +64,16 @@ def check_text(text: str) -> str:
 
 def pick_model(user: Any, model_id: int | None, conversation: Conversation | None) -> ChatModel:
     """The model to answer with: the one asked for, else the conversation's, else the default."""
-    mine = access.models_for(user)
     if model_id is not None:
-        model = mine.filter(pk=model_id).first()
+        model = access.get_model(user, model_id)
         if model is None:
             raise Refused("That model is not available to you. Pick another one.")
         return model
     if conversation is not None and conversation.model_id is not None:
-        current = mine.filter(pk=conversation.model_id).first()
+        current = access.get_model(user, conversation.model_id)
         if current is not None:
             return current
+    mine = access.models_for(user)
     default = mine.filter(is_default=True).first() or mine.first()
     if default is None:
         raise Refused("No model is configured yet. Ask an admin to add a provider.")

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from asgiref.sync import SyncToAsync
+from django.db import connections
 from django.test import Client
 
 from conversations.models import ChatModel, Conversation, Message, Provider, User
@@ -109,3 +111,14 @@ def media_root(settings: Any, tmp_path: Any) -> Any:
     """Uploads go to a temporary folder, never into the repository."""
     settings.MEDIA_ROOT = tmp_path / "media"
     return settings.MEDIA_ROOT
+
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_database_thread_connection(django_db_setup, django_db_blocker):
+    """Async code reaches the database through asgiref's one shared thread; its connection
+    (a pooled one on PostgreSQL) stays checked out until closed there, and would keep the
+    test database from being dropped."""
+    yield
+    with django_db_blocker.unblock():
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=30)

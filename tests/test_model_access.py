@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AnonymousUser, Group
 from django.test import Client
 
 from conversations import access, submissions
@@ -67,12 +67,28 @@ def test_disabled_models_stay_hidden_even_from_members(alice, catalogue):
     assert names(alice) == ["Open model"]
 
 
-def test_aget_model_applies_the_same_rule(alice, bob, catalogue):
-    _, restricted, research = catalogue
+def test_get_model_agrees_with_the_list_for_every_person_and_model(alice, bob, catalogue):
+    open_model, restricted, research = catalogue
     research.user_set.add(alice)
-    aget = async_to_sync(access.aget_model)
-    assert aget(alice, restricted.pk) == restricted
-    assert aget(bob, restricted.pk) is None
+    ops = Group.objects.create(name="Ops")
+    ops.user_set.add(bob)
+    only_ops = ChatModel.objects.create(
+        provider=open_model.provider, upstream_id="ops", display_name="Ops model"
+    )
+    only_ops.allowed_groups.add(ops)
+    off = ChatModel.objects.create(
+        provider=open_model.provider, upstream_id="off", display_name="Off", enabled=False
+    )
+    root = make_user("root", is_superuser=True, is_staff=True)
+    checked = 0
+    for person in (alice, bob, root, AnonymousUser()):
+        listed = set(access.models_for(person))
+        for model in (open_model, restricted, only_ops, off):
+            assert (access.get_model(person, model.pk) is not None) == (model in listed)
+            checked += 1
+    assert checked == 16
+    assert access.get_model(alice, restricted.pk) == restricted
+    assert access.get_model(bob, restricted.pk) is None
 
 
 def test_the_picker_offers_only_the_models_a_person_may_use(alice, bob, catalogue):
