@@ -1,5 +1,6 @@
-"""Batches streamed deltas into frames (the first at once, then one per interval) and renders
-the Markdown incrementally: finished blocks once, only the open tail again."""
+"""Batches streamed deltas into frames (the first at once, then one per interval, stretched
+under load by the pacer) and renders the Markdown incrementally: finished blocks once, only
+the open tail again."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from conversations.pacer import pacer
 from conversations.rendering import IncrementalRenderer
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
@@ -57,7 +59,7 @@ class DeltaCoalescer:
             self._text.append(text)
         if reasoning:
             self._reasoning.append(reasoning)
-        wait = self._last_flush + self._interval - time.monotonic()
+        wait = self._last_flush + pacer.interval(self._interval) - time.monotonic()
         if wait <= 0:
             await self.flush()
         elif self._timer is None:
@@ -91,7 +93,9 @@ class DeltaCoalescer:
     def _frame(self, text: str, reasoning: str) -> dict[str, Any]:
         blocks = ""
         if text:
+            started = time.perf_counter()
             update = self._renderer.feed(text)
+            pacer.spent(time.perf_counter() - started)
             blocks, self._tail = update.new_blocks_html, update.tail_html
         frame = {
             "type": "chat.delta",

@@ -1,0 +1,52 @@
+"""Frame pacing for the whole process: under load, each answer gets fewer, larger frames.
+
+Rendering a frame (the open Markdown tail, parsed, highlighted and sanitised again) costs a
+fraction of a millisecond; at a frame every 30 ms per answer, a few hundred answers at once
+would need more than a core for it, and every queue would grow. The pacer keeps the share of
+a core spent rendering frames near `budget` by stretching every answer's frame interval
+(up to `ceiling` times), and brings it back as the load goes. Text is never dropped: a
+longer interval only batches more of it per frame, and the first token still goes at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+
+class FramePacer:
+    def __init__(
+        self,
+        budget: float = 0.25,
+        window: float = 0.5,
+        ceiling: float = 8.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self.budget = budget  # the share of one core that frame rendering may take
+        self.window = window  # seconds between adjustments
+        self.ceiling = ceiling  # the most an interval is stretched
+        self.scale = 1.0
+        self._spent = 0.0
+        self._since = clock()
+
+    def interval(self, base: float) -> float:
+        return base * self.scale
+
+    def spent(self, seconds: float) -> None:
+        """Report the CPU time one frame's rendering took."""
+        self._spent += seconds
+        now = self._clock()
+        elapsed = now - self._since
+        if elapsed < self.window:
+            return
+        load = self._spent / elapsed
+        # Halfway (geometrically) to the scale that would meet the budget at this load:
+        # frames scale with 1/interval, and the damping keeps it from swinging.
+        wanted = self.scale * math.sqrt(max(load, 1e-6) / self.budget)
+        self.scale = min(self.ceiling, max(1.0, wanted))
+        self._spent, self._since = 0.0, now
+
+
+pacer = FramePacer()
