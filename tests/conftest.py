@@ -113,7 +113,6 @@ def media_root(settings: Any, tmp_path: Any) -> Any:
     return settings.MEDIA_ROOT
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def _close_the_database_thread_connection(django_db_setup, django_db_blocker):
     """Async code reaches the database through asgiref's one shared thread; its connection
