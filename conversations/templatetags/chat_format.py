@@ -30,12 +30,6 @@ def lookup(mapping: object, key: str) -> object:
     return ""
 
 
-@register.filter
-def version_for(versions: object, message_id: int) -> object:
-    """`versions|version_for:message.pk`: its Version, or None."""
-    return versions.get(message_id) if isinstance(versions, dict) else None
-
-
 @register.filter(name="render_markdown")
 def render_markdown_filter(text: str) -> SafeString:
     """Sanitised HTML of a checkpointed, still-streaming answer (finished ones store theirs)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from django.contrib.auth.decorators import login_required
@@ -11,7 +12,7 @@ from django.views.decorators.http import require_GET
 from django_htmx.middleware import HtmxDetails
 
 from conversations import access, leases, parameters, threads
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 
 SIDEBAR_LIMIT = 200
 
@@ -25,7 +26,7 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
     selected = conversation.model if conversation and conversation.model else None
     if selected is None or selected not in models:
         selected = next((m for m in models if m.is_default), models[0] if models else None)
-    thread = threads.thread_of(conversation) if conversation else threads.Thread([])
+    thread, images = _page_thread(conversation) if conversation else (threads.Thread([]), {})
     messages = thread.messages
     sidebar = access.conversations_of(request.user).filter(archived=False).order_by("-updated_at")
     return {
@@ -35,10 +36,25 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
         "selected_model": selected,
         "chat_messages": messages,
         "versions": thread.versions,
+        "message_images": images,
         "generating": any(m.status in Message.LIVE_STATUSES for m in messages),
         "params": parameters.PARAMS,
         "settings_values": conversation.params if conversation else {},
     }
+
+
+def _page_thread(conversation: Conversation) -> tuple[threads.Thread, dict[int, list[Attachment]]]:
+    """The thread on screen and each message's images, in two queries.
+
+    Not `threads.thread_of`: its `prefetch_related` builds a manager and a queryset per
+    message, which on a long conversation cost as much as reading the messages.
+    """
+    messages = list(conversation.messages.order_by("id"))
+    images: dict[int, list[Attachment]] = defaultdict(list)
+    for image in Attachment.objects.filter(message__conversation=conversation).order_by("id"):
+        if image.message_id is not None:  # always, by the filter; for the type checker
+            images[image.message_id].append(image)
+    return threads.build(messages, conversation.current_leaf_id), dict(images)
 
 
 @login_required
