@@ -14,6 +14,7 @@ from django.urls import reverse
 from conversations import frames, threads
 from conversations.coalescer import LiveState
 from conversations.models import Attachment, Conversation, Message, User
+from conversations.templatetags import chat_message
 from tests.conftest import add_message, logged_in, make_conversation, make_model
 
 pytestmark = pytest.mark.django_db
@@ -47,6 +48,12 @@ def page_of(user: User, conversation: Conversation) -> str:
     response = logged_in(user).get(f"/c/{conversation.pk}/")
     assert response.status_code == 200
     return response.content.decode()
+
+
+def messages_of(page: str) -> str:
+    found = re.search(r'<section class="messages".*?</section>', page, re.S)
+    assert found
+    return found.group(0)
 
 
 def chat(alice: User, model, turns: int) -> Conversation:
@@ -194,3 +201,51 @@ def test_a_streaming_answer_is_drawn_as_far_as_it_has_got(alice, model):
     assert (
         f'id="message-{answer.pk}" data-testid="message"' in live and 'hx-swap-oob="true"' in live
     )
+
+
+def test_settled_messages_are_drawn_once_and_redrawn_when_anything_they_show_changes(alice, model):
+    chat_message.rendered.clear()
+    conversation = chat(alice, model, turns=3)
+    first = page_of(alice, conversation)
+    kept = len(chat_message.rendered)
+    assert kept == 6
+    assert messages_of(page_of(alice, conversation)) == messages_of(first)  # from the store
+    assert len(chat_message.rendered) == kept
+
+    answer = conversation.messages.filter(role="assistant").order_by("id").last()
+    assert answer is not None
+    Message.objects.filter(pk=answer.pk).update(content_html="<p>edited answer</p>")
+    later = page_of(alice, conversation)
+    assert "edited answer" in article(later, answer)
+
+    newer = add_message(conversation, "user", "one more", parent=answer)
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=newer)
+    moved = page_of(alice, conversation)
+    # The earlier last answer loses its Regenerate button: `is_last` is part of its view.
+    assert 'data-testid="regenerate"' not in article(moved, answer)
+
+
+def test_live_answers_are_never_kept(alice, model):
+    chat_message.rendered.clear()
+    conversation = make_conversation(alice, model)
+    add_message(conversation, "user", "go")
+    add_message(
+        conversation,
+        "assistant",
+        "partial",
+        status="streaming",
+        lease_expires_at=Message.lease_until(),  # its worker is alive: not swept
+    )
+    assert 'data-status="streaming"' in page_of(alice, conversation)
+    kept = list(chat_message.rendered._entries.values())
+    assert len(kept) == 1 and 'data-role="user"' in kept[0]  # only the question
+
+
+def test_the_store_drops_the_least_recently_used_past_its_size():
+    store = chat_message.RenderedMessages(max_chars=800)
+    for n in range(10):
+        store.put(f"k{n}", "x" * 100)
+    assert store.get("k0") is None and store.get("k9") == "x" * 100
+    store.put("huge", "y" * 500)  # over an eighth of the store: not kept
+    assert store.get("huge") is None
+    assert sum(len(v) for v in store._entries.values()) <= 800

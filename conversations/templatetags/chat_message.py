@@ -10,6 +10,10 @@ lookups; the page and the socket frames share it (both pass `message`, and optio
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
 from typing import Any, TypedDict
 
 from django import template
@@ -59,7 +63,7 @@ def message_view(context: template.Context) -> MessageView:
     """`{% message_view as m %}`: the view of the context's `message`."""
     message: Message = context["message"]
     versions = context.get("versions")
-    return {
+    view: MessageView = {
         "pk": mark_safe(str(int(message.pk))),  # noqa: S308 - digits only
         "role": escape(message.role),  # escaped once, written twice
         "status": escape(message.status),
@@ -86,6 +90,101 @@ def message_view(context: template.Context) -> MessageView:
         "duration": seconds(message.duration_ms) if message.duration_ms else "",
         "finish": "" if message.finish_reason in QUIET_FINISHES else message.finish_reason,
     }
+    return view
+
+
+class RenderedMessages:
+    """The HTML of settled messages, by a digest of everything their partial reads.
+
+    The key covers every field of the message and everything the page passes about it, so
+    an entry cannot go stale: it only stops being asked for. Live messages (they change every frame) are not
+    kept. Bounded by characters, least recently used out first; pages render in several
+    threads at once, hence the lock.
+    """
+
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self._entries: OrderedDict[str, str] = OrderedDict()
+        self._chars = 0
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._chars = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            html = self._entries.get(key)
+            if html is not None:
+                self._entries.move_to_end(key)
+            return html
+
+    def put(self, key: str, html: str) -> None:
+        if len(html) > self.max_chars // 8:
+            return  # one huge answer would push out a whole conversation
+        with self._lock:
+            if key in self._entries:
+                return
+            self._entries[key] = html
+            self._chars += len(html)
+            while self._chars > self.max_chars:
+                _, dropped = self._entries.popitem(last=False)
+                self._chars -= len(dropped)
+
+
+rendered = RenderedMessages(max_chars=16_000_000)
+
+
+def fingerprint(context: template.Context) -> str:
+    """A digest of everything the partial reads for the context's `message`: every field of
+    the message, its images and what the page says about it; "" for a live message."""
+    message: Message = context["message"]
+    if message.is_live or context.get("live") is not None:
+        return ""
+    values = vars(message)
+    fields = [values.get(name) for name in _field_names()]
+    images = _images(message, context.get("message_images"))
+    versions = context.get("versions")
+    version = versions.get(message.pk) if isinstance(versions, dict) else None
+    digest = hashlib.blake2b(repr(fields).encode(), digest_size=20)
+    digest.update(repr([(i.pk, i.width, i.height, i.original_name) for i in images]).encode())
+    digest.update(repr((version, bool(context.get("is_last")), bool(context.get("oob")))).encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _field_names() -> tuple[str, ...]:
+    """Every stored field of a message: a field added later is in the key by itself."""
+    return tuple(field.attname for field in Message._meta.concrete_fields)
+
+
+class CachedMessageNode(template.Node):
+    def __init__(self, nodelist: template.NodeList) -> None:
+        self.nodelist = nodelist
+
+    def render(self, context: template.Context) -> str:
+        key = fingerprint(context)
+        html = rendered.get(key) if key else None
+        if html is None:
+            html = self.nodelist.render(context)
+            if key:
+                rendered.put(key, html)
+        return html
+
+
+@register.tag
+def cached_message(parser: template.base.Parser, token: template.base.Token) -> CachedMessageNode:
+    """`{% cached_message %}…{% endcached_message %}`: the block's HTML for the context's
+    `message`, rendered once per distinct settled state."""
+    if len(token.split_contents()) != 1:
+        raise template.TemplateSyntaxError("cached_message takes no arguments")
+    nodelist = parser.parse(("endcached_message",))
+    parser.delete_first_token()
+    return CachedMessageNode(nodelist)
 
 
 def _images(message: Message, loaded: dict[int, list[Attachment]] | None) -> list[Attachment]:
