@@ -136,7 +136,7 @@ class RenderedMessages:
                 self._chars -= len(dropped)
 
 
-rendered = RenderedMessages(max_chars=16_000_000)
+rendered = RenderedMessages(max_chars=4_000_000)  # about three 500-message conversations
 
 
 def fingerprint(context: template.Context) -> str:
