@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from conversations import access, branching, commands, control, frames, submissions, threads
@@ -290,9 +291,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
 def updated_frame(conversation: Conversation, message_id: int) -> str | None:
     """The frame redrawing one message, read and rendered in one trip to the database thread."""
-    message = conversation.messages.filter(pk=message_id).prefetch_related("attachments").first()
+    message = conversation.messages.filter(pk=message_id).first()
     if message is None:
         return None
+    if message.role == Message.Role.USER:  # only questions show images
+        prefetch_related_objects([message], "attachments")
     generating = conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists()
     return frames.message_updated(message, generating, threads.version_of(message))
 
