@@ -249,3 +249,12 @@ def test_the_store_drops_the_least_recently_used_past_its_size():
     store.put("huge", "y" * 500)  # over an eighth of the store: not kept
     assert store.get("huge") is None
     assert sum(len(v) for v in store._entries.values()) <= 800
+
+
+def test_one_off_socket_frames_are_not_kept(alice, model):
+    chat_message.rendered.clear()
+    conversation = chat(alice, model, turns=1)
+    answer = conversation.messages.get(role="assistant")
+    frame = frames.message_updated(answer, generating=False)
+    assert f'id="message-{answer.pk}"' in frame
+    assert len(chat_message.rendered) == 0

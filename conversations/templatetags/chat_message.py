@@ -136,14 +136,16 @@ class RenderedMessages:
                 self._chars -= len(dropped)
 
 
-rendered = RenderedMessages(max_chars=4_000_000)  # about three 500-message conversations
+rendered = RenderedMessages(max_chars=3_000_000)  # about two 500-message conversations
 
 
 def fingerprint(context: template.Context) -> str:
     """A digest of everything the partial reads for the context's `message`: every field of
-    the message, its images and what the page says about it; "" for a live message."""
+    the message, its images and what the page says about it. "" (not kept) for a live
+    message, and unless the caller asks with `keep_html`: the page and the thread frame
+    draw the same messages again and again, a one-off frame does not."""
     message: Message = context["message"]
-    if message.is_live or context.get("live") is not None:
+    if not context.get("keep_html") or message.is_live or context.get("live") is not None:
         return ""
     values = vars(message)
     fields = [values.get(name) for name in _field_names()]
