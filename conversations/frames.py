@@ -28,12 +28,23 @@ def delta(message_id: int, blocks: str, tail: str, reasoning: str) -> str:
     `blocks` and `tail` are sanitised HTML; reasoning is plain text. Built without the
     template engine: this frame goes out many times a second per answer and tab, and a
     template render cost more than all the rest of relaying it.
+
+    Every part is a div that starts with `data-delta` (which part) and `data-message`: the
+    page applies these frames itself (static/js/chat.js), far cheaper than htmx's oob swaps,
+    and knows them by that first attribute. `hx-swap-oob` still says the same to htmx.
     """
-    target = f"#message-{int(message_id)}"
-    frame = f'<div hx-swap-oob="beforeend:{target}-blocks">{blocks}</div>' if blocks else ""
-    frame += f'<div hx-swap-oob="innerHTML:{target}-tail">{tail}</div>'
+    pk = int(message_id)
+
+    def part(name: str, swap: str, content: str) -> str:
+        return (
+            f'<div data-delta="{name}" data-message="{pk}"'
+            f' hx-swap-oob="{swap}:#message-{pk}-{name}">{content}</div>'
+        )
+
+    frame = part("blocks", "beforeend", blocks) if blocks else ""
+    frame += part("tail", "innerHTML", tail)
     if reasoning:
-        frame += f'<span hx-swap-oob="beforeend:{target}-reasoning">{escape(reasoning)}</span>'
+        frame += part("reasoning", "beforeend", escape(reasoning))
     return frame
 
 

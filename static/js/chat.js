@@ -1,5 +1,6 @@
-// Chat page behaviour htmx does not cover: keyboard sending, idempotency keys, scrolling,
-// copy buttons, the mobile sidebar and the connection indicator. No inline scripts (CSP).
+// Chat page behaviour htmx does not cover: streamed deltas, keyboard sending, idempotency
+// keys, scrolling, copy buttons, the mobile sidebar and the connection indicator. No inline
+// scripts (CSP).
 (function () {
   "use strict";
 
@@ -23,21 +24,190 @@
     return actions && actions.classList.contains("is-generating");
   }
 
-  // Keep the view pinned to the bottom while new text arrives, unless the reader scrolled up.
-  let pinned = true;
+  // Keep the view at the end while new text arrives, unless the reader scrolled up: judged
+  // when the content has grown, against where its end was before. (A scroll listener would
+  // run after every one of these scrolls too, several times a second while an answer streams.)
+  let lastEnd = 0; // the pane's scrollHeight when last judged
+  let toEnd = true; // follow the next growth whatever the position (the reader just sent)
   function messagesPane() {
     return document.getElementById("messages");
   }
-  // At most once per animation frame: reading scrollHeight forces a layout.
+  function keepAtEnd() {
+    const pane = messagesPane();
+    if (!pane) return;
+    if (toEnd || lastEnd - pane.scrollTop - pane.clientHeight < 80) {
+      pane.scrollTop = pane.scrollHeight;
+    }
+    toEnd = false;
+    lastEnd = pane.scrollHeight;
+  }
+  // After htmx's frames: at most once per animation frame, as reading scrollHeight forces a layout.
   let scrollQueued = false;
   function scrollToEnd() {
-    if (scrollQueued || !pinned) return;
+    if (scrollQueued) return;
     scrollQueued = true;
     requestAnimationFrame(() => {
       scrollQueued = false;
-      const pane = messagesPane();
-      if (pane && pinned) pane.scrollTop = pane.scrollHeight;
+      keepAtEnd();
     });
+  }
+  // A streaming answer grows without htmx events: follow it right after the browser's own
+  // layout, where reading scrollHeight costs nothing.
+  let followed = null;
+  const growth = new ResizeObserver(() => {
+    if (followed && !followed.isConnected) follow(null); // the finished answer replaced it
+    keepAtEnd();
+  });
+  function follow(message) {
+    if (message === followed) return;
+    if (followed) growth.unobserve(followed);
+    followed = message;
+    if (message) growth.observe(message);
+  }
+
+  // --- Streamed answers: delta frames are applied here, before htmx sees them --------
+  // About 30 frames a second per answer. htmx's oob swap of each (a parsed document,
+  // clones, node processing, events) cost ~2 ms; most frames only add a few words to the
+  // tail, and replacing laid-out text costs far more than adding to it.
+  // conversations/frames.py `delta()` builds them: parts that each start with DELTA_PART.
+  // The server's sanitiser never lets that string (or any data-* attribute) into content.
+  const DELTA_PART = '<div data-delta="';
+  const PART_SHAPE =
+    /^(blocks|tail|reasoning)" data-message="(\d+)" hx-swap-oob="[^"]*">([\s\S]*)<\/div>$/;
+  const CLOSING_TAGS = /(?:<\/[a-z][a-z0-9]*>\s*)*$/;
+  const CLOSING_TAG = /<\/([a-z][a-z0-9]*)>\s*/g;
+  const TAG = /<(\/?)([a-z][a-z0-9]*)[^>]*>/g; // attribute values have < and > escaped
+  const VOID_TAGS = new Set(["br", "hr", "img", "wbr"]);
+  const TEXT_ONLY = /^[^<&\r\0]+$/;
+  const TABLE_PARTS = new Set(["table", "thead", "tbody", "tfoot", "tr"]);
+  const parser = document.createElement("template"); // parses inertly: nothing loads or runs
+  const shownTails = new WeakMap(); // tail element -> the HTML it shows
+
+  function deltaParts(frame) {
+    const parts = [];
+    for (const piece of frame.split(DELTA_PART).slice(1)) {
+      const match = PART_SHAPE.exec(piece);
+      if (!match) return null;
+      parts.push({ name: match[1], message: match[2], html: match[3] });
+    }
+    return parts;
+  }
+
+  function parsed(html) {
+    parser.innerHTML = html;
+    return parser.content;
+  }
+
+  // Whether `html` closes every element it opens, and nothing else.
+  function balanced(html) {
+    const open = [];
+    for (const [, closing, name] of html.matchAll(TAG)) {
+      if (VOID_TAGS.has(name)) continue;
+      if (!closing) open.push(name);
+      else if (open.pop() !== name) return false;
+    }
+    return open.length === 0;
+  }
+
+  // Adds to the tail's DOM what `html` adds to `shown`, if that is an insertion before one
+  // of the closing tags that end `shown` (a sentence growing, a list gaining an item) of
+  // text, or of elements it closes itself; false when it needs a whole parse.
+  function growTail(tail, shown, html) {
+    const run = CLOSING_TAGS.exec(shown);
+    if (html.length <= shown.length || !html.startsWith(shown.slice(0, run.index))) return false;
+    const tags = Array.from(run[0].matchAll(CLOSING_TAG)); // innermost first
+    for (let depth = tags.length; depth >= 0; depth--) {
+      const at = depth ? tags[tags.length - depth].index : run[0].length; // in the run
+      const kept = run.index + at;
+      if (!html.startsWith(run[0].slice(0, at), run.index)) return false;
+      if (!html.endsWith(shown.slice(kept))) continue;
+      const added = html.slice(kept, html.length - (shown.length - kept));
+      if (added[0] === "\n" && shown[kept - 1] === ">") return false; // <pre> drops that newline
+      const text = TEXT_ONLY.test(added);
+      if (!text && !balanced(added)) continue;
+      let node = tail;
+      for (const [, name] of tags.slice(tags.length - depth).reverse()) {
+        node = node.lastElementChild;
+        if (!node || node.localName !== name) return false;
+      }
+      if (TABLE_PARTS.has(node.localName)) return false; // text there would move out
+      if (text) node.append(added); // a text node of its own: extending a long one costs more
+      else node.insertAdjacentHTML("beforeend", added);
+      return true;
+    }
+    return false;
+  }
+
+  function sameTag(a, b) {
+    if (a.nodeType !== Node.ELEMENT_NODE || a.nodeName !== b.nodeName) return false;
+    if (a.attributes.length !== b.attributes.length) return false;
+    for (const { name, value } of b.attributes) if (a.getAttribute(name) !== value) return false;
+    return true;
+  }
+
+  // Makes `live`'s children equal to `next`'s (parsed), keeping every node that has not
+  // changed and adding text after text that only grew. `live` may hold a text as several
+  // adjacent text nodes (growTail adds them) where `next` holds one.
+  function morph(live, next) {
+    let a = live.firstChild;
+    let b = next.firstChild;
+    while (a && b) {
+      if (a.nodeType === Node.TEXT_NODE && b.nodeType === Node.TEXT_NODE) {
+        let last = a;
+        let text = a.data;
+        while (last.nextSibling?.nodeType === Node.TEXT_NODE) {
+          last = last.nextSibling;
+          text += last.data;
+        }
+        if (!b.data.startsWith(text)) break;
+        if (b.data.length > text.length) {
+          last.after(b.data.slice(text.length));
+          last = last.nextSibling;
+        }
+        a = last.nextSibling;
+      } else if (a.isEqualNode(b)) {
+        a = a.nextSibling;
+      } else if (sameTag(a, b)) {
+        morph(a, b);
+        a = a.nextSibling;
+      } else {
+        break;
+      }
+      b = b.nextSibling;
+    }
+    while (a) {
+      const gone = a;
+      a = a.nextSibling;
+      gone.remove();
+    }
+    const added = [];
+    for (; b; b = b.nextSibling) added.push(b);
+    live.append(...added);
+  }
+
+  function applyPart(part) {
+    const target = document.getElementById("message-" + part.message + "-" + part.name);
+    if (!target) return; // not shown in this tab (another version, or not drawn yet)
+    if (part.name === "blocks") {
+      target.insertAdjacentHTML("beforeend", part.html);
+    } else if (part.name === "tail") {
+      const shown = shownTails.get(target);
+      if (shown === undefined || !growTail(target, shown, part.html)) morph(target, parsed(part.html));
+      shownTails.set(target, part.html);
+    } else {
+      target.append(parsed(part.html).textContent); // escaped text, decoded; never HTML
+    }
+  }
+
+  // Registered before htmx's own listener on the same socket, which then never sees deltas.
+  function onSocketMessage(event) {
+    const frame = event.data;
+    if (typeof frame !== "string" || !frame.startsWith(DELTA_PART)) return; // htmx's
+    const parts = deltaParts(frame);
+    if (!parts) return; // a shape this script does not know: htmx applies it
+    event.stopImmediatePropagation();
+    parts.forEach(applyPart);
+    follow(document.getElementById("message-" + parts[0].message));
   }
 
   function autosize(textarea) {
@@ -187,7 +357,7 @@
     }
     ensureClientId();
     params.client_id = document.getElementById("client-id").value;
-    pinned = true;
+    toEnd = true;
   }
 
   function onOobAfterSwap(event) {
@@ -214,13 +384,15 @@
     if (indicator) indicator.dataset.state = state;
   }
 
-  // htmx's ws extension calls this on every (re)connect: follow the conversation's socket URL.
+  // htmx's ws extension calls this on every (re)connect: follow the conversation's socket URL,
+  // and take the delta frames first.
   if (window.htmx) {
     htmx.createWebSocket = function (url) {
       const path = document.getElementById("layout")?.dataset.wsUrl;
-      if (!path) return new WebSocket(url);
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      return new WebSocket(scheme + location.host + path);
+      const socket = new WebSocket(path ? scheme + location.host + path : url);
+      socket.addEventListener("message", onSocketMessage);
+      return socket;
     };
   }
 
@@ -297,13 +469,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     ensureClientId();
     addCopyButtons(document);
-    const pane = messagesPane();
-    if (pane) {
-      pane.addEventListener("scroll", () => {
-        pinned = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 80;
-      }, { passive: true });
-      pane.scrollTop = pane.scrollHeight;
-    }
+    keepAtEnd();
     const textarea = composerText();
     if (textarea) autosize(textarea);
     syncModelFields();
