@@ -192,7 +192,10 @@ def test_a_streaming_answer_is_drawn_as_far_as_it_has_got(alice, model):
         lease_expires_at=Message.lease_until(),
     )
     html = article(page_of(alice, conversation), answer)
-    assert f'<div class="markdown" id="message-{answer.pk}-blocks"><p><strong>so far' in html
+    assert (
+        f'<div class="message__text markdown" id="message-{answer.pk}-blocks"><p><strong>so far'
+        in html
+    )
     assert '<details class="reasoning"' in html and " open>" in html
     assert '<footer class="message__footer">' not in html
     live = frames.live_message(answer, LiveState(blocks="<p>b</p>", tail="<p>t</p>", reasoning="r"))

@@ -66,7 +66,7 @@
   }
 
   // --- Streamed answers: delta frames are applied here, before htmx sees them --------
-  // About 30 frames a second per answer. htmx's oob swap of each (a parsed document,
+  // About 20 frames a second per answer. htmx's oob swap of each (a parsed document,
   // clones, node processing, events) cost ~2 ms; most frames only add a few words to the
   // tail, and replacing laid-out text costs far more than adding to it.
   // conversations/frames.py `delta()` builds them: parts that each start with DELTA_PART.
@@ -138,16 +138,24 @@
     return false;
   }
 
-  function sameTag(a, b) {
-    if (a.nodeType !== Node.ELEMENT_NODE || a.nodeName !== b.nodeName) return false;
-    if (a.attributes.length !== b.attributes.length) return false;
-    for (const { name, value } of b.attributes) if (a.getAttribute(name) !== value) return false;
-    return true;
+  function sameKind(a, b) {
+    return a.nodeType === Node.ELEMENT_NODE && a.nodeName === b.nodeName && a.id === b.id;
+  }
+
+  function syncAttributes(live, next) {
+    for (const { name } of Array.from(live.attributes)) {
+      if (!next.hasAttribute(name)) live.removeAttribute(name);
+    }
+    for (const { name, value } of next.attributes) {
+      if (live.getAttribute(name) !== value) live.setAttribute(name, value);
+    }
   }
 
   // Makes `live`'s children equal to `next`'s (parsed), keeping every node that has not
-  // changed and adding text after text that only grew. `live` may hold a text as several
-  // adjacent text nodes (growTail adds them) where `next` holds one.
+  // changed, changing attributes in place, and adding text after text that only grew: what
+  // is kept is not laid out again. `live` may hold a text as several adjacent text nodes
+  // (growTail adds them) where `next` holds one. A node of `next` that matches none at its
+  // place may match a later one of `live` (a box that went away): those between go.
   function morph(live, next) {
     let a = live.firstChild;
     let b = next.firstChild;
@@ -167,11 +175,20 @@
         a = last.nextSibling;
       } else if (a.isEqualNode(b)) {
         a = a.nextSibling;
-      } else if (sameTag(a, b)) {
+      } else if (sameKind(a, b)) {
+        syncAttributes(a, b);
         morph(a, b);
         a = a.nextSibling;
       } else {
-        break;
+        let later = a.nextSibling;
+        while (later && !(b.id ? later.id === b.id : sameKind(later, b))) later = later.nextSibling;
+        if (!later) break;
+        while (a !== later) {
+          const gone = a;
+          a = a.nextSibling;
+          gone.remove();
+        }
+        continue;
       }
       b = b.nextSibling;
     }
@@ -208,6 +225,32 @@
     event.stopImmediatePropagation();
     parts.forEach(applyPart);
     follow(document.getElementById("message-" + parts[0].message));
+  }
+
+  // An answer redrawn whole (it finished, failed or was stopped, or its first text came)
+  // where this tab streamed it: htmx would swap in a new article, and laying a long answer
+  // out anew was the longest task of the whole stream. The streamed nodes equal the stored
+  // HTML (the server builds that from the same blocks), so the answer is morphed in place:
+  // only what differs changes (the badge, the footer, the box of reasoning).
+  function onOobBeforeSwap(event) {
+    const live = event.detail.target;
+    const next = event.detail.fragment?.firstElementChild;
+    if (!live?.matches?.("article.message") || !next || next.id !== live.id) return;
+    const blocks = document.getElementById(live.id + "-blocks");
+    if (!blocks) return; // not streamed in this tab: htmx draws it
+    const tail = document.getElementById(live.id + "-tail");
+    if (tail) shownTails.delete(tail);
+    if (tail && !next.querySelector("#" + live.id + "-blocks")) {
+      // Settled: one Markdown text, the blocks with what the open block had.
+      blocks.append(...tail.childNodes);
+      tail.remove();
+      blocks.removeAttribute("id"); // so that morph takes it for the settled text
+    }
+    syncAttributes(live, next);
+    morph(live, next);
+    event.detail.shouldSwap = false;
+    htmx.process(live); // binds the buttons that came (Retry, Regenerate, versions)
+    if (!live.matches(".is-streaming, .is-pending")) addCopyButtons(live);
   }
 
   function autosize(textarea) {
@@ -453,6 +496,7 @@
     if (event.target === composerText()) autosize(event.target);
   });
   document.addEventListener("htmx:wsConfigSend", onConfigSend);
+  document.addEventListener("htmx:oobBeforeSwap", onOobBeforeSwap);
   document.addEventListener("htmx:oobAfterSwap", onOobAfterSwap);
   document.addEventListener("htmx:wsAfterMessage", () => scrollToEnd());
   // Copy buttons go on finished answers only, not on every streamed frame.

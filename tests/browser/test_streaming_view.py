@@ -18,9 +18,10 @@ FINAL = 'data-role="assistant" data-status="complete"'
 # What the page shows of an answer: its Markdown HTML (copy buttons aside) and its reasoning.
 SHOWN = """
 (article) => {
-  const text = article.querySelector(".message__text").cloneNode(true);
-  text.querySelectorAll("button.copy-code").forEach((button) => button.remove());
-  const parts = text.id ? [...text.children].map((part) => part.innerHTML) : [text.innerHTML];
+  const body = article.querySelector(".message__body").cloneNode(true);
+  body.querySelectorAll("button.copy-code").forEach((button) => button.remove());
+  // Streaming: the finished blocks and the open one; settled: one text.
+  const parts = [...body.querySelectorAll(":scope > .markdown")].map((part) => part.innerHTML);
   return [parts.join(""), article.querySelector("[data-testid=reasoning]").textContent];
 }
 """
@@ -39,11 +40,13 @@ def hold_final_frames(page: Page) -> list[WebSocketRoute]:
     return sockets
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
+def wait_for(page: Page, condition: Callable[[], bool], timeout: float = 30) -> None:
+    """Waits inside Playwright: its sync API records events (socket frames) only while the
+    test is in one of its calls, so a plain sleep would never see the frame it waits for."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+        page.wait_for_timeout(100)
 
 
 def send(page: Page, live: LiveServer, text: str) -> None:
@@ -61,7 +64,7 @@ def test_a_streamed_answer_shows_exactly_its_stored_rendering(page: Page, live: 
     send(page, live, "Show *stars*, <b>tags</b> & a `code` span")
     answer = page.locator(ANSWER).last
     expect(answer.locator("[data-testid=message-content]")).to_contain_text("[demo:drop]")
-    wait_for(lambda: any(FINAL in frame for frame in frames_seen))
+    wait_for(page, lambda: any(FINAL in frame for frame in frames_seen))
     page.wait_for_timeout(200)  # the deltas before the final frame are all applied
     streamed = answer.evaluate(SHOWN)
     expect(answer).to_have_attribute("data-status", "streaming")  # the final frame never came
@@ -90,3 +93,57 @@ def test_streamed_reasoning_is_text_never_html(page: Page, live: LiveServer) -> 
     assert reasoning.locator("[data-probe]").count() == 0
     expect(answer.locator("[data-testid=message-content]")).to_contain_text("[demo:drop]")
     assert page.locator("[data-probe]").count() == 0
+
+
+def test_a_finished_answer_keeps_the_streamed_nodes(page: Page, live: LiveServer) -> None:
+    """The final frame morphs the answer in place: what streamed stays (and is not laid out
+    again), and the result is the stored rendering with its footer."""
+    send(page, live, "Keep what streamed: *stars* and a `code` span")
+    answer = page.locator(ANSWER).last
+    first_block = answer.locator("[id$=-blocks] > *").first
+    first_block.wait_for()
+    first_block.evaluate("(node) => { node.streamedMark = true; }")  # an expando, not markup
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+
+    kept = answer.evaluate(
+        "(article) => article.querySelector('.message__text').firstElementChild.streamedMark"
+    )
+    assert kept is True
+    assert answer.locator("[id$=-blocks], [id$=-tail]").count() == 0
+    expect(answer.locator(".badge--live")).to_have_count(0)
+    expect(answer.locator("[data-testid=regenerate]")).to_be_visible()
+    expect(answer.locator("pre .copy-code")).not_to_have_count(0)
+    page.wait_for_timeout(100)  # htmx's settle classes on the composer are gone
+    settled = answer.evaluate("(article) => article.outerHTML")
+
+    page.reload()
+    stored = page.locator(ANSWER).last
+    expect(stored).to_have_attribute("data-status", "complete")
+    assert settled == stored.evaluate("(article) => article.outerHTML")
+
+
+PANE = """
+(pane) => ({top: pane.scrollTop, bottom: pane.scrollHeight - pane.clientHeight})
+"""
+
+
+def test_the_view_follows_a_streaming_answer_unless_the_reader_scrolled_up(
+    page: Page, live: LiveServer
+) -> None:
+    page.set_viewport_size({"width": 1100, "height": 460})  # the answer outgrows the pane
+    send(page, live, "A long one to read while it streams")
+    answer = page.locator(ANSWER).last
+    pane = page.locator("#messages")
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 150)  # it overflows, still streaming
+    expect(answer).to_have_attribute("data-status", "streaming")
+    page.wait_for_timeout(150)  # past a frame and its layout
+    at = pane.evaluate(PANE)
+    assert at["bottom"] - at["top"] < 5, at  # followed to the end
+
+    pane.evaluate("(pane) => { pane.scrollTop = 0; }")  # the reader goes back up
+    grown = at["bottom"]
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > grown + 60)  # more text came
+    assert pane.evaluate(PANE)["top"] == 0  # and did not pull the reader down
+
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    assert pane.evaluate(PANE)["top"] == 0  # nor did the finished answer
