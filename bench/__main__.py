@@ -38,7 +38,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="length of the soak (default 2, or 0.2 with --quick; 10 for the full soak)",
     )
-    parser.add_argument("--profile", type=Path, help="record py-spy profiles into this folder")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="record profiles into this folder (py-spy for the worker, Chrome's for the page)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, DBs)")
     parser.add_argument(
         "--app",

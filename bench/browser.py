@@ -10,6 +10,8 @@ answer is complete.
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import time
 from pathlib import Path
 
@@ -44,7 +46,10 @@ async def metrics(cdp) -> dict[str, float]:
     return {m["name"]: m["value"] for m in found["metrics"]}
 
 
-async def stream_in_browser(url: str, cookie: str, conversation: int, size: int) -> dict:
+async def stream_in_browser(
+    url: str, cookie: str, conversation: int, size: int, profile: Path | None = None
+) -> dict:
+    """`profile`: a file for Chrome's own CPU profile of the page (open it in DevTools)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -74,6 +79,10 @@ async def stream_in_browser(url: str, cookie: str, conversation: int, size: int)
             await cdp.send("Performance.enable")
             await page.evaluate("window.__longtasks = []")
             before = await metrics(cdp)
+            if profile:
+                await cdp.send("Profiler.enable")
+                await cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+                await cdp.send("Profiler.start")
             frames.clear()
             tokens = size // PIECE
             started = time.monotonic()
@@ -84,6 +93,10 @@ async def stream_in_browser(url: str, cookie: str, conversation: int, size: int)
             finished_at = await page.evaluate("performance.now()") - 300
             wall = time.monotonic() - started
             after = await metrics(cdp)
+            if profile:
+                recorded = await cdp.send("Profiler.stop")
+                profile.write_text(json.dumps(recorded["profile"]))
+                print(f"    profile: {profile}", file=sys.stderr)
             long_tasks = await page.evaluate("window.__longtasks")
         finally:
             await browser.close()
@@ -106,8 +119,15 @@ async def run(ctx: Context) -> None:
         return
     size = ctx.options.pick(20_000, 2_000)
     async with served(ctx, NAME, conversations=1) as site:
+        profile = ctx.options.profile
+        if profile:
+            profile.mkdir(parents=True, exist_ok=True)
         found = await stream_in_browser(
-            site.server.url, site.cookie, site.conversation_ids[0], size
+            site.server.url,
+            site.cookie,
+            site.conversation_ids[0],
+            size,
+            profile / f"{NAME}.cpuprofile" if profile else None,
         )
     what = f"{size // 1000} KB answer at {RATE} tokens/s"
     longest = max(found["long_tasks"], default=0.0)
