@@ -192,7 +192,9 @@ LOGIN_FAILURES_WINDOW = env_int("LOGIN_FAILURES_WINDOW", 15 * 60, minimum=1)
 ENCRYPTION_KEYS = env_list("ENCRYPTION_KEYS", [])
 
 # Streaming behaviour.
-STREAM_FRAME_INTERVAL = env_float("STREAM_FRAME_INTERVAL", 0.03, minimum=0.0)
+# 20 frames a second per answer: smooth to read, and each frame costs the worker a render and
+# every viewing browser a DOM update (at 30 ms a streamed answer cost Chromium 60 % more script).
+STREAM_FRAME_INTERVAL = env_float("STREAM_FRAME_INTERVAL", 0.05, minimum=0.0)
 STREAM_CHECKPOINT_INTERVAL = env_float("STREAM_CHECKPOINT_INTERVAL", 2.0, minimum=0.05)
 MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 100_000, minimum=1)
 

@@ -1,7 +1,7 @@
 """Frame pacing for the whole process: under load, each answer gets fewer, larger frames.
 
 Rendering a frame (the open Markdown tail, parsed, highlighted and sanitised again) costs a
-fraction of a millisecond; at a frame every 30 ms per answer, a few hundred answers at once
+fraction of a millisecond; at 20 frames a second per answer, a few hundred answers at once
 would need more than a core for it, and every queue would grow. The pacer keeps the share of
 a core spent rendering frames near `budget` by stretching every answer's frame interval
 (up to `ceiling` times), and brings it back as the load goes. Text is never dropped: a
