@@ -222,6 +222,8 @@ IMAGE_MAX_PIXELS = env_int("IMAGE_MAX_PIXELS", 40_000_000, minimum=1)
 IMAGE_MAX_SIDE = env_int("IMAGE_MAX_SIDE", 2048, minimum=16)
 IMAGE_THUMB_SIDE = env_int("IMAGE_THUMB_SIDE", 320, minimum=16)
 MAX_ATTACHMENTS_PER_MESSAGE = env_int("MAX_ATTACHMENTS_PER_MESSAGE", 4, minimum=1)
+# Images picked but never sent are deleted after this many hours (checked hourly).
+UNSENT_UPLOAD_HOURS = env_int("UNSENT_UPLOAD_HOURS", 24, minimum=1)
 
 # Ask the conversation's model for a title after the first answer (billed like any call).
 AUTO_TITLES = env_bool("AUTO_TITLES", True)

@@ -1,23 +1,26 @@
 """Coordination between worker processes through the channel layer: Stop and snapshot
 requests reach the worker that runs a generation, and every worker sweeps the answers
-whose worker died (their lease ran out)."""
+whose worker died (their lease ran out), and hourly the images picked but never sent."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from conversations import leases
+from conversations import leases, uploads
 from conversations.runs import publisher, runs
 
 logger = logging.getLogger(__name__)
 
 CONTROL_GROUP = "generation-control"
+PURGE_INTERVAL = 3600.0  # seconds between purges of uploads never sent
 
 
 class Control:
@@ -64,12 +67,19 @@ class Control:
 
     async def _sweep_forever(self) -> None:
         interval = max(1.0, settings.GENERATION_LEASE_SECONDS / 3)
+        next_purge = 0.0
         while True:
             await asyncio.sleep(interval)
             try:
                 await sweep_and_announce()
             except Exception:
                 logger.exception("sweeping interrupted answers failed")
+            if time.monotonic() >= next_purge:
+                next_purge = time.monotonic() + PURGE_INTERVAL
+                try:
+                    await sync_to_async(uploads.purge_unsent)()
+                except Exception:
+                    logger.exception("purging unsent uploads failed")
 
 
 async def sweep_and_announce(conversation_id: int | None = None) -> None:

@@ -50,19 +50,11 @@ def archive(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
-    """Deleting removes its messages, images and shared links (they cascade)."""
+    """Deleting removes its messages, images (and their files: conversations/uploads.py) and
+    shared links (they cascade)."""
     conversation = access.get_conversation(request.user, pk)
-    for attachment_file in _attachment_files(conversation):
-        attachment_file.delete(save=False)
     conversation.delete()
     return redirect("home")
-
-
-def _attachment_files(conversation: Conversation) -> list[Any]:
-    from conversations.models import Attachment
-
-    rows = Attachment.objects.filter(message__conversation=conversation)
-    return [f for a in rows for f in (a.file, a.thumbnail) if f]
 
 
 def matching(user: Any, query: str, archived: bool = False) -> QuerySet[Conversation]:
