@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import ConsoleMessage, Page, expect
 
 from tests.browser.conftest import log_in
 from tests.browser.server import LiveServer
@@ -28,8 +28,16 @@ def new_chat(page: Page, live: LiveServer) -> None:
 
 
 def test_regenerate_keeps_the_earlier_answer_as_a_version(page: Page, live: LiveServer) -> None:
+    errors: list[str] = []  # the console stays clean (scripts, CSP)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
     new_chat(page, live)
     ask(page, "First question")
+    page.reload()  # regenerating works on a page drawn by the server too
     page.locator(ANSWER).last.hover()
     first_id = page.locator(ANSWER).last.get_attribute("id")
     page.click(f"{ANSWER} >> nth=-1 >> [data-testid=regenerate]")
@@ -42,6 +50,7 @@ def test_regenerate_keeps_the_earlier_answer_as_a_version(page: Page, live: Live
     expect(label).to_have_text("1/2")
     page.reload()
     expect(page.locator(f"{ANSWER} [data-testid=version-label]")).to_have_text("1/2")
+    assert errors == []
 
 
 def test_editing_a_question_resends_it_and_keeps_the_old_version(
