@@ -110,6 +110,7 @@ class ChatModelAdmin(admin.ModelAdmin[ChatModel]):
         "supports_vision",
         "supports_reasoning",
         "input_price_per_mtok",
+        "cached_input_price_per_mtok",
         "output_price_per_mtok",
     ]
     list_filter = ["provider", "enabled", "supports_vision", "supports_reasoning"]

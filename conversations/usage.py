@@ -38,10 +38,22 @@ def estimate_tokens(chars: int) -> int:
 
 
 def cost_of(
-    input_tokens: int, output_tokens: int, input_price: Decimal, output_price: Decimal
+    input_tokens: int,
+    output_tokens: int,
+    input_price: Decimal,
+    output_price: Decimal,
+    cached_tokens: int = 0,
+    cached_price: Decimal | None = None,
 ) -> Decimal:
-    """Prices are per million tokens; Decimal all the way, no float rounding."""
-    return (Decimal(input_tokens) * input_price + Decimal(output_tokens) * output_price) / MILLION
+    """Prices are per million tokens; Decimal all the way, no float rounding. Cached tokens
+    are part of the input tokens; at `cached_price` when the model has one."""
+    cached = min(max(cached_tokens, 0), input_tokens) if cached_price is not None else 0
+    total = (
+        Decimal(input_tokens - cached) * input_price
+        + Decimal(cached) * (cached_price or Decimal(0))
+        + Decimal(output_tokens) * output_price
+    )
+    return total / MILLION
 
 
 def _tokens(call: Call) -> tuple[int, int, int, int, bool]:
@@ -62,6 +74,7 @@ def build_record(call: Call) -> UsageRecord:
     input_tokens, output_tokens, reasoning, cached, estimated = _tokens(call)
     model = call.model
     in_price, out_price = model.input_price_per_mtok, model.output_price_per_mtok
+    cached_price = model.cached_input_price_per_mtok
     return UsageRecord(
         user_id=call.user_id,
         username=call.username,
@@ -83,7 +96,8 @@ def build_record(call: Call) -> UsageRecord:
         estimated=estimated,
         input_price_per_mtok=in_price,
         output_price_per_mtok=out_price,
-        cost=cost_of(input_tokens, output_tokens, in_price, out_price),
+        cached_input_price_per_mtok=cached_price,
+        cost=cost_of(input_tokens, output_tokens, in_price, out_price, cached, cached_price),
         ttft_ms=call.ttft_ms,
         duration_ms=call.duration_ms,
     )

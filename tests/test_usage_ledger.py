@@ -257,3 +257,34 @@ def test_the_saved_cost_survives_the_database_exactly(alice, upstream):
     row.refresh_from_db()
 
     assert row.cost == Decimal("0.008755")
+
+
+def test_cached_input_tokens_are_priced_at_the_cached_price_when_the_model_has_one():
+    full = cost_of(1000, 100, Decimal("2.50"), Decimal("10.00"), cached_tokens=400)
+    cheaper = cost_of(1000, 100, Decimal("2.50"), Decimal("10.00"), 400, Decimal("1.25"))
+
+    assert full == Decimal("0.0035")  # no cached price: every input token at the input price
+    assert cheaper == Decimal("0.003")  # (600 * 2.50 + 400 * 1.25 + 100 * 10) / 1,000,000
+    # A report of more cached tokens than input tokens prices the input tokens only.
+    assert cost_of(1000, 0, Decimal("2.50"), Decimal(0), 5000, Decimal("1.25")) == Decimal(
+        "0.00125"
+    )
+
+
+@pytest.mark.parametrize("protocol", ["openai-chat", "openai-responses"])
+async def test_the_ledger_prices_cached_tokens_at_the_models_cached_price(
+    alice, upstream, protocol
+):
+    chunks, (input_tokens, output_tokens, _, cached) = CASES[protocol]
+    upstream.script(Scripted(chunks=chunks))
+    model = await model_for(upstream, protocol, cached_input_price_per_mtok=Decimal("0.25"))
+    message = await start_exchange(alice, model)
+
+    await run_answer(message)
+
+    [row] = await ledger_rows(message)
+    assert cached > 0
+    assert row.cached_input_price_per_mtok == Decimal("0.25")  # the price of the day, kept
+    prices = (Decimal("2.50"), Decimal("10.00"))
+    assert row.cost == cost_of(input_tokens, output_tokens, *prices, cached, Decimal("0.25"))
+    assert row.cost < cost_of(input_tokens, output_tokens, *prices)

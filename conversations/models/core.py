@@ -110,6 +110,14 @@ class ChatModel(models.Model):
     output_price_per_mtok = models.DecimalField(
         max_digits=12, decimal_places=6, default=Decimal(0), help_text="Per million output tokens"
     )
+    cached_input_price_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Per million cached input tokens (prompt cache reads, usually cheaper); "
+        "empty: the input price",
+    )
     sort_order = models.IntegerField(default=0)
     allowed_groups = models.ManyToManyField(
         "auth.Group",

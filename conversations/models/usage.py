@@ -48,6 +48,9 @@ class UsageRecord(models.Model):
     estimated = models.BooleanField(default=False, help_text="The upstream reported no usage")
     input_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     output_price_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cached_input_price_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Empty: the input price"
+    )
     cost = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal(0))
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
