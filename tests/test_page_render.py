@@ -8,6 +8,7 @@ import re
 import pytest
 from django.db import connection
 from django.db.models import prefetch_related_objects
+from django.template import engines
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
@@ -261,3 +262,46 @@ def test_one_off_socket_frames_are_not_kept(alice, model):
     frame = frames.message_updated(answer, generating=False)
     assert f'id="message-{answer.pk}"' in frame
     assert len(chat_message.rendered) == 0
+
+
+INCLUDE_PER_MESSAGE = (
+    "{% for message in chat_messages %}{% include 'conversations/_message.html' "
+    "with is_last=forloop.last keep_html=True %}{% endfor %}"
+)
+
+
+def test_the_message_list_draws_what_an_include_per_message_draws(alice, model):
+    conversation = chat(alice, model, turns=3)
+    answer = conversation.messages.filter(role="assistant").order_by("id").first()
+    assert answer is not None
+    add_message(conversation, "assistant", "another version", parent=answer.parent)  # 1/2
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=answer)
+    conversation.refresh_from_db()
+    thread = threads.thread_of(conversation)
+    context = {
+        "chat_messages": thread.messages,
+        "versions": thread.versions,
+        "message_images": {m.pk: list(m.attachments.all()) for m in thread.messages},
+    }
+    engine = engines["django"]
+
+    listed = engine.from_string("{% load chat_message %}{% message_list chat_messages %}")
+    included = engine.from_string(INCLUDE_PER_MESSAGE)
+
+    chat_message.rendered.clear()  # drawn, not read from the store
+    html = listed.render(context)
+    chat_message.rendered.clear()
+    assert html == included.render(context)
+    assert html.count('data-testid="regenerate"') == 1 and "1/2" in html
+    assert html.count('data-testid="attachment"') == 1  # the thread's question up to `answer`
+
+
+def test_a_question_whose_text_changed_is_drawn_again(alice, model):
+    chat_message.rendered.clear()
+    conversation = chat(alice, model, turns=1)
+    question = conversation.messages.get(role="user")
+    assert "question 0" in article(page_of(alice, conversation), question)
+
+    # The same length, other words: the key holds the text itself, not its size.
+    Message.objects.filter(pk=question.pk).update(content="question X")
+    assert "question X" in article(page_of(alice, conversation), question)
