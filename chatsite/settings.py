@@ -231,3 +231,6 @@ AUTO_TITLES = env_bool("AUTO_TITLES", True)
 # Chat submissions a person may send per minute (a user's own requests_per_minute wins);
 # counted from saved messages, so it holds across workers. 0 means unlimited.
 RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 20, minimum=0)
+# Written before money amounts (budgets and refusals). Prices and costs are numbers in
+# whatever currency the admin entered the prices in; this only names it.
+CURRENCY_SYMBOL = env_str("CURRENCY_SYMBOL", "$")

@@ -305,11 +305,13 @@ def _describe(budget: BudgetStatus, limit: Limit) -> str:
 
 
 def money(value: Decimal) -> str:
-    """Dollars and cents; sub-cent amounts under a dollar keep up to four decimals."""
+    """The currency symbol, then units and cents; sub-cent amounts under one unit keep up
+    to four decimals."""
+    symbol = settings.CURRENCY_SYMBOL
     cents = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     if cents == value or abs(value) >= 1:
-        return f"${cents:,}"
-    return f"${value.quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP).normalize():f}"
+        return f"{symbol}{cents:,}"
+    return f"{symbol}{value.quantize(Decimal('0.0001'), rounding=ROUND_HALF_UP).normalize():f}"
 
 
 def _reset_phrase(budget: BudgetStatus, now: datetime) -> str:

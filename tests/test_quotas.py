@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth.models import Group
 from django.test import Client
+from django.utils import timezone
 
 from conversations import quotas
 from conversations.models import Budget, Message, UsageRecord
@@ -249,6 +250,25 @@ def test_budgets_for_reports_each_budget_for_the_usage_page(alice, priced):
     assert (status.spent_cost, status.spent_tokens) == (Decimal("1.25"), 9_000)
     assert status.percent == 90 and status.warning and not status.exceeded
     assert status.resets_at == datetime(2025, 6, 16, tzinfo=UTC)
+
+
+def test_money_is_written_with_the_configured_currency_symbol(settings, alice, priced):
+    settings.CURRENCY_SYMBOL = "€"
+    budget("user", "day", cost=Decimal("5.00"), user=alice)
+    spend(alice, cost="5.00")
+    assert outcome(alice, priced).startswith(
+        "refused: You have used your daily budget of €5.00 (spent €5.00)."
+    )
+
+    settings.CURRENCY_SYMBOL = "<b>CHF</b> "  # escaped on the page like any text
+    spend(alice, cost="2.50", at=timezone.now())  # today, as the usage page counts
+    client = Client()
+    client.force_login(alice)
+    page = client.get("/usage/").content.decode()
+    row = page[page.index('data-testid="budget"') :]
+    row = row[: row.index("</tr>")]
+    assert "&lt;b&gt;CHF&lt;/b&gt; 2.50" in row and "&lt;b&gt;CHF&lt;/b&gt; 5.00" in row
+    assert "$" not in row and "<b>" not in row
 
 
 def test_the_check_takes_a_constant_few_queries(alice, bob, priced, django_assert_num_queries):
