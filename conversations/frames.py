@@ -19,7 +19,10 @@ def _render(name: str, **context: Any) -> str:
 
 
 def messages_added(messages: Sequence[Message], generating: bool) -> str:
-    return _render("messages_added", messages=messages, generating=generating)
+    # Only a conversation's first exchange (a question without a parent) can find the empty
+    # state on the page; htmx logs a console error for an oob swap without a target.
+    first = bool(messages) and messages[0].parent_id is None
+    return _render("messages_added", messages=messages, generating=generating, first=first)
 
 
 def delta(message_id: int, blocks: str, tail: str, reasoning: str) -> str:

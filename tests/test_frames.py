@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from conversations import frames
+from tests.conftest import add_message, make_conversation
 
 PART = re.compile(
     r'<div data-delta="(\w+)" data-message="(\d+)" hx-swap-oob="([^"]+)">(.*?)</div>', re.S
@@ -33,3 +36,16 @@ def test_reasoning_is_escaped_text():
     frame = frames.delta(7, "", "", '<img src=x onerror=alert(1)> & "q"')
     assert "<img" not in frame
     assert "&lt;img src=x onerror=alert(1)&gt; &amp; &quot;q&quot;</div>" in frame
+
+
+@pytest.mark.django_db
+def test_only_a_conversations_first_exchange_removes_the_empty_state(alice):
+    conversation = make_conversation(alice)
+    first = add_message(conversation, "user", "hello")
+    answer = add_message(conversation, "assistant", "hi", parent=first)
+    later = add_message(conversation, "user", "again", parent=answer)
+    removal = '<div id="empty-state" hx-swap-oob="delete"></div>'
+
+    assert removal in frames.messages_added([first], generating=True)
+    # Later the page has no empty state: htmx would log an error for the missing target.
+    assert removal not in frames.messages_added([later], generating=True)

@@ -403,6 +403,15 @@
     toEnd = true;
   }
 
+  // Only the last message's answer can be regenerated (the server draws it so): when new
+  // messages are appended, the answer that was last loses its button.
+  function onlyTheLastAnswerRegenerates() {
+    const articles = document.querySelectorAll("#messages > article.message");
+    for (let i = 0; i < articles.length - 1; i++) {
+      articles[i].querySelector("[data-testid=regenerate]")?.remove();
+    }
+  }
+
   function onOobAfterSwap(event) {
     const target = event.target; // the element just swapped in (detail.target is the old one)
     if (!target || !target.id) return;
@@ -498,7 +507,10 @@
   document.addEventListener("htmx:wsConfigSend", onConfigSend);
   document.addEventListener("htmx:oobBeforeSwap", onOobBeforeSwap);
   document.addEventListener("htmx:oobAfterSwap", onOobAfterSwap);
-  document.addEventListener("htmx:wsAfterMessage", () => scrollToEnd());
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    onlyTheLastAnswerRegenerates(); // messages may have been appended (deltas never come here)
+    scrollToEnd();
+  });
   // Copy buttons go on finished answers only, not on every streamed frame.
   document.addEventListener("htmx:oobAfterSwap", (event) => {
     const article = event.target;

@@ -27,14 +27,35 @@ def new_chat(page: Page, live: LiveServer) -> None:
     page.select_option("[data-testid=model-select]", label="Demo")
 
 
-def test_regenerate_keeps_the_earlier_answer_as_a_version(page: Page, live: LiveServer) -> None:
-    errors: list[str] = []  # the console stays clean (scripts, CSP)
+def console_errors(page: Page) -> list[str]:
+    """The page's console errors from now on (scripts, CSP, htmx's swap errors)."""
+    errors: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
         if message.type == "error":
             errors.append(message.text)
 
     page.on("console", on_console)
+    return errors
+
+
+def test_as_the_conversation_grows_only_its_last_answer_offers_regenerate(
+    page: Page, live: LiveServer
+) -> None:
+    errors = console_errors(page)
+    new_chat(page, live)
+    ask(page, "First question")
+    ask(page, "Second question")
+    ask(page, "Third question")
+
+    regenerate = page.locator("[data-testid=regenerate]")
+    expect(regenerate).to_have_count(1)  # as the server draws it after a reload
+    assert page.locator(ANSWER).last.locator("[data-testid=regenerate]").count() == 1
+    assert errors == []  # no swap aimed at something that is not there
+
+
+def test_regenerate_keeps_the_earlier_answer_as_a_version(page: Page, live: LiveServer) -> None:
+    errors = console_errors(page)  # the console stays clean (scripts, CSP)
     new_chat(page, live)
     ask(page, "First question")
     page.reload()  # regenerating works on a page drawn by the server too
