@@ -5,17 +5,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import template
-from django.conf import settings
 
+from conversations import quotas
 from conversations.usage_reports import format_cost
 
 register = template.Library()
 
 
-@register.simple_tag
-def currency() -> str:
-    """The symbol written before money amounts (`CURRENCY_SYMBOL`); escaped by the tag."""
-    return str(settings.CURRENCY_SYMBOL)
+@register.filter
+def money(value: Decimal) -> str:
+    """A budget amount as refusals write it (`quotas.money`: the currency symbol first)."""
+    return quotas.money(value)
 
 
 @register.filter

@@ -406,9 +406,9 @@
   // Only the last message's answer can be regenerated (the server draws it so): when new
   // messages are appended, the answer that was last loses its button.
   function onlyTheLastAnswerRegenerates() {
-    const articles = document.querySelectorAll("#messages > article.message");
-    for (let i = 0; i < articles.length - 1; i++) {
-      articles[i].querySelector("[data-testid=regenerate]")?.remove();
+    const last = document.querySelector("#messages > article.message:last-of-type");
+    for (const button of document.querySelectorAll("#messages [data-testid=regenerate]")) {
+      if (!last?.contains(button)) button.remove();
     }
   }
 
