@@ -1,4 +1,4 @@
-"""Regenerate an answer, edit a question, switch versions: each adds to or moves along the tree."""
+"""Regenerate, retry, edit, switch versions: each adds to or moves along the tree of messages."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from django.utils import timezone
 from conversations import access, threads
 from conversations.models import Conversation, Message
 from conversations.submissions import Refused, check_text, enforce_quota, pick_model
+
+RETRIED_IN_PLACE = (Message.Status.ERROR, Message.Status.CANCELLED)
 
 
 def _idle(conversation: Conversation) -> None:
@@ -40,6 +42,41 @@ async def regenerate(
 ) -> Message:
     """A new answer beside the old one (a sibling); the old stays reachable as a version."""
     return await sync_to_async(_regenerate)(user, conversation, message_id, model_id)
+
+
+def _retry(user: Any, conversation: Conversation, message_id: int) -> Message:
+    _idle(conversation)
+    old = _own(user, conversation, message_id, Message.Role.ASSISTANT)
+    model = pick_model(user, None, conversation)
+    enforce_quota(user, model)
+    if old.status in RETRIED_IN_PLACE and _ends_its_branch(conversation, old):
+        return _reset(old, model)
+    return _new_answer(conversation, old.parent_id, model)
+
+
+async def retry(user: Any, conversation: Conversation, message_id: int) -> Message:
+    """Generate an answer again. A failed or stopped last answer is redone in place; any
+    other gets a new version beside it, so neither a finished answer nor what followed it
+    is lost. Returns the answer to run: a new one means the branch on screen changed."""
+    return await sync_to_async(_retry)(user, conversation, message_id)
+
+
+def _ends_its_branch(conversation: Conversation, message: Message) -> bool:
+    messages = conversation.messages
+    if message.parent_id is None:  # a straight list from before branching: the newest ends it
+        return not messages.filter(id__gt=message.pk).exists()
+    return not messages.filter(parent_id=message.pk).exists()
+
+
+def _reset(message: Message, model: Any) -> Message:
+    message.status = Message.Status.PENDING
+    message.content = message.content_html = message.reasoning = message.error = ""
+    message.finish_reason = ""
+    message.tool_calls = []
+    message.model, message.model_name = model, model.display_name
+    message.lease_expires_at = Message.lease_until()
+    message.save()
+    return message
 
 
 def _edit(

@@ -154,11 +154,12 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def _retry(self, message_id: int) -> None:
         if self.conversation is None:
             raise submissions.Refused("Nothing to retry here.")
-        message = await submissions.prepare_retry(self.user, self.conversation, message_id)
-        await publisher(self.conversation.pk)(
-            {"type": "chat.message_updated", "message_id": message.pk}
-        )
-        runs.start(message.pk, self.conversation.pk)
+        answer = await branching.retry(self.user, self.conversation, message_id)
+        changed = {"type": "chat.message_updated", "message_id": answer.pk}
+        if answer.pk != message_id:  # a new version: the thread below it changed
+            changed = {"type": "chat.thread_changed"}
+        await publisher(self.conversation.pk)(changed)
+        runs.start(answer.pk, self.conversation.pk)
 
     async def _branch(self, command: commands.Regenerate | commands.Edit | commands.Switch) -> None:
         """Regenerate, edit and version switches change the branch on screen for every tab."""

@@ -257,27 +257,3 @@ def _save(
     conversation.save(update_fields=["current_leaf"] if created else None)
     prefetch_related_objects([question], "attachments")  # drawn by the socket, off this thread
     return Accepted(conversation, [question, answer], answer, created_conversation=created)
-
-
-def _prepare_retry(user: Any, conversation: Conversation, message_id: int) -> Message:
-    """Reset the last answer, if it failed or was stopped, so it can be generated again."""
-    message = access.get_message(user, conversation, message_id)
-    last = conversation.messages.order_by("-id").first()
-    if message is None or last is None or message.pk != last.pk or message.role != "assistant":
-        raise Refused("Only the latest answer can be retried.")
-    if message.is_live:
-        raise Refused("This answer is still being written.")
-    model = pick_model(user, None, conversation)
-    enforce_quota(user, model)
-    message.status = Message.Status.PENDING
-    message.content = message.content_html = message.reasoning = message.error = ""
-    message.finish_reason = ""
-    message.tool_calls = []
-    message.model, message.model_name = model, model.display_name
-    message.lease_expires_at = Message.lease_until()
-    message.save()
-    return message
-
-
-async def prepare_retry(user: Any, conversation: Conversation, message_id: int) -> Message:
-    return await sync_to_async(_prepare_retry)(user, conversation, message_id)

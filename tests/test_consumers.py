@@ -231,6 +231,60 @@ async def test_retry_generates_a_failed_answer_again(alice, chat_model, upstream
     assert answer.status == "complete" and answer.content == "second time"
 
 
+async def test_retrying_an_answer_the_conversation_went_on_from_adds_a_version(
+    alice, chat_model, upstream
+):
+    """The Retry button shows on every failed answer, so it must work on one that is no
+    longer the last: the retry is a new version, and what followed the failure stays."""
+    busy = Scripted(
+        status=503,
+        headers={"content-type": "application/json"},
+        chunks=[b'{"error": {"message": "busy"}}'],
+    )
+    upstream.script(
+        busy,
+        Scripted(chunks=chat_completion_stream(["went ", "on"])),
+        Scripted(chunks=chat_completion_stream(["second ", "time"])),
+    )
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("try"))
+    await frames_until(socket, r'data-role="assistant" data-status="error"')
+    failed = await Message.objects.aget(role="assistant")
+    await socket.send_to(text_data=send_frame("go on anyway", client_id="c2"))
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+
+    await socket.send_to(text_data=json.dumps({"action": "retry", "message": str(failed.pk)}))
+    frames = await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await socket.disconnect()
+
+    assert not any("notice" in f and "retried" in f for f in frames)
+    retried = await Message.objects.select_related("conversation").aget(content="second time")
+    assert retried.pk != failed.pk and retried.parent_id == failed.parent_id
+    assert retried.conversation.current_leaf_id == retried.pk
+    failed = await Message.objects.aget(pk=failed.pk)
+    assert failed.status == "error"  # the old version and its follow-up stay reachable
+    assert await Message.objects.filter(parent_id=failed.pk, content="go on anyway").aexists()
+    assert "2/2" in frames[-1]  # the new version, beside the failed one
+
+
+async def test_retrying_a_finished_answer_keeps_it_as_a_version(alice, chat_model, upstream):
+    upstream.script(
+        Scripted(chunks=chat_completion_stream(["first"])),
+        Scripted(chunks=chat_completion_stream(["again"])),
+    )
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("hello"))
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    answer = await Message.objects.aget(role="assistant")
+    await socket.send_to(text_data=json.dumps({"action": "retry", "message": str(answer.pk)}))
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await socket.disconnect()
+
+    kept = await Message.objects.aget(pk=answer.pk)
+    assert kept.content == "first" and kept.status == "complete"
+    assert await Message.objects.filter(parent_id=answer.parent_id, content="again").aexists()
+
+
 async def test_every_tab_of_the_conversation_draws_the_new_messages_once_and_the_answer(
     alice, chat_model, upstream
 ):
