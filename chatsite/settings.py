@@ -42,6 +42,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "chatsite.connections.CloseConnectionsAfterRequest",
     "django.middleware.security.SecurityMiddleware",
     "chatsite.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -72,10 +73,12 @@ TEMPLATES = [
     },
 ]
 
+_database_url = env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
+# Kept open on the websocket thread (see chatsite/connections.py); PostgreSQL has its pool.
+_conn_max_age = 600 if _database_url.startswith("sqlite") else 0
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}",
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0),
+        _database_url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", _conn_max_age, minimum=0)
     )
 }
 POOL_SIZE = env_int("DATABASE_POOL_SIZE", 20, minimum=0)
