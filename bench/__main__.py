@@ -36,7 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--soak-minutes",
         type=float,
         default=None,
-        help="length of the soak (default 2, or 0.2 with --quick; 10 for the full soak)",
+        help="length of the soak (default 10, or 0.2 with --quick)",
     )
     parser.add_argument(
         "--profile",
