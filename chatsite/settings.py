@@ -231,8 +231,9 @@ UNSENT_UPLOAD_HOURS = env_int("UNSENT_UPLOAD_HOURS", 24, minimum=1)
 # Ask the conversation's model for a title after the first answer (billed like any call).
 AUTO_TITLES = env_bool("AUTO_TITLES", True)
 
-# Chat submissions a person may send per minute (a user's own requests_per_minute wins);
-# counted from saved messages, so it holds across workers. 0 means unlimited.
+# Answers a person may ask for per minute (a message, an edit, a regenerate; a user's own
+# requests_per_minute wins); counted from saved answers, so it holds across workers.
+# 0 means unlimited.
 RATE_LIMIT_PER_MINUTE = env_int("RATE_LIMIT_PER_MINUTE", 20, minimum=0)
 # Written before money amounts (budgets and refusals). Prices and costs are numbers in
 # whatever currency the admin entered the prices in; this only names it.

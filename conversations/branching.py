@@ -69,6 +69,7 @@ def _ends_its_branch(conversation: Conversation, message: Message) -> bool:
 
 
 def _reset(message: Message, model: Any) -> Message:
+    message.created_at = timezone.now()  # written anew: the rate limit counts it again
     message.status = Message.Status.PENDING
     message.content = message.content_html = message.reasoning = message.error = ""
     message.finish_reason = ""

@@ -251,18 +251,20 @@ async def check(user: Any, model: ChatModel, *, now: datetime | None = None) -> 
 
 
 def rate_limit_of(user: Any) -> int:
-    """Chat submissions a minute; the person's own setting wins; 0 means unlimited."""
+    """Upstream requests a minute; the person's own setting wins; 0 means unlimited."""
     own = getattr(user, "requests_per_minute", None)
     return int(settings.RATE_LIMIT_PER_MINUTE if own is None else own)
 
 
 def check_rate(user: Any, now: datetime) -> None:
-    """Counted from saved user messages, so it holds across workers."""
+    """Counted from saved answers, so it holds across workers: each is one request upstream,
+    whether for a new question, an edit or a regenerate. A retry in place redoes its answer
+    (dated anew) and so counts as that answer."""
     limit = rate_limit_of(user)
     if limit <= 0:
         return
     recent = Message.objects.filter(
-        conversation__owner=user, role=Message.Role.USER, created_at__gt=now - RATE_WINDOW
+        conversation__owner=user, role=Message.Role.ASSISTANT, created_at__gt=now - RATE_WINDOW
     ).order_by("-created_at")
     # The limit-th newest submission: while it is inside the window, the user is at the limit.
     oldest = recent.values_list("created_at", flat=True)[limit - 1 : limit].first()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -289,11 +290,15 @@ def test_the_check_takes_a_constant_few_queries(alice, bob, priced, django_asser
 
 
 def sent(user, count, seconds_ago):
+    """`count` messages, each with its answer (the request upstream the limit counts)."""
     conversation = make_conversation(user)
     for _ in range(count):
-        message = add_message(conversation, "user", "hi")
+        pair = [
+            add_message(conversation, "user", "hi"),
+            add_message(conversation, "assistant", "hello"),
+        ]
         at = NOON - timedelta(seconds=seconds_ago)
-        Message.objects.filter(pk=message.pk).update(created_at=at)
+        Message.objects.filter(pk__in=[m.pk for m in pair]).update(created_at=at)
 
 
 def test_the_rate_limit_refuses_at_the_limit_and_says_when_to_retry(settings, alice, priced):
@@ -327,12 +332,15 @@ def test_a_persons_own_rate_limit_overrides_the_site_one(settings, alice, bob, p
     assert outcome(alice, priced).startswith("refused: You can send 5 messages a minute.")
 
 
-def test_only_the_persons_own_messages_count(settings, alice, bob, priced):
+def test_only_the_persons_own_requests_count(settings, alice, bob, priced):
     settings.RATE_LIMIT_PER_MINUTE = 1
     sent(bob, 5, seconds_ago=1)
-    conversation = make_conversation(alice)
-    add_message(conversation, "assistant", "answers do not count")
     assert outcome(alice, priced) == "ok"
+    conversation = make_conversation(alice)
+    add_message(conversation, "user", "a question alone asked nothing upstream")
+    assert outcome(alice, priced, now=timezone.now()) == "ok"
+    add_message(conversation, "assistant", "an answer (here a regenerated one) did")
+    assert outcome(alice, priced, now=timezone.now()).startswith("refused: You can send 1")
 
 
 # --- Admin ---------------------------------------------------------------------------
@@ -433,3 +441,25 @@ async def test_the_rate_limit_holds_over_the_websocket(settings, alice, upstream
     assert "You can send 1 message a minute. Try again in" in frame
     assert await Message.objects.acount() == 2
     assert len(upstream.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("fast_streams")
+async def test_regenerated_answers_count_against_the_rate_limit(settings, alice, upstream):
+    """Each asks the upstream again, so a button pressed in a loop cannot get round it."""
+    settings.RATE_LIMIT_PER_MINUTE = 2
+    settings.AUTO_TITLES = False
+    upstream.script(*(Scripted(chunks=chat_completion_stream([word])) for word in ("a", "b")))
+    await sync_to_async(make_model)(upstream.url)
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("first", client_id="a"))
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    answer = await Message.objects.aget(role="assistant")
+    regenerate = json.dumps({"action": "regenerate", "message": str(answer.pk)})
+    await socket.send_to(text_data=regenerate)
+    await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await socket.send_to(text_data=regenerate)
+    await frames_until(socket, r"You can send 2 messages a minute")
+    await socket.disconnect()
+    assert len(upstream.requests) == 2
+    assert await Message.objects.filter(role="assistant").acount() == 2
