@@ -74,6 +74,10 @@ def streamed_text(frames: list[str], message_id: int) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", blocks + tail)).strip()
 
 
+def retry_frame(message_id: int) -> str:
+    return json.dumps({"action": "retry", "message": str(message_id)})
+
+
 def send_frame(text: str, model: int | None = None, client_id: str = "c1") -> str:
     payload = {
         "action": "send",
@@ -224,7 +228,7 @@ async def test_retry_generates_a_failed_answer_again(alice, chat_model, upstream
     frames = await frames_until(socket, r'data-role="assistant" data-status="error"')
     assert 'data-testid="retry"' in frames[-1]
     answer = await Message.objects.aget(role="assistant")
-    await socket.send_to(text_data=json.dumps({"action": "retry", "message": str(answer.pk)}))
+    await socket.send_to(text_data=retry_frame(answer.pk))
     await frames_until(socket, r'data-role="assistant" data-status="complete"')
     await socket.disconnect()
     answer = await Message.objects.aget(pk=answer.pk)
@@ -236,13 +240,8 @@ async def test_retrying_an_answer_the_conversation_went_on_from_adds_a_version(
 ):
     """The Retry button shows on every failed answer, so it must work on one that is no
     longer the last: the retry is a new version, and what followed the failure stays."""
-    busy = Scripted(
-        status=503,
-        headers={"content-type": "application/json"},
-        chunks=[b'{"error": {"message": "busy"}}'],
-    )
     upstream.script(
-        busy,
+        Scripted.json({"error": {"message": "busy"}}, status=503),
         Scripted(chunks=chat_completion_stream(["went ", "on"])),
         Scripted(chunks=chat_completion_stream(["second ", "time"])),
     )
@@ -253,7 +252,7 @@ async def test_retrying_an_answer_the_conversation_went_on_from_adds_a_version(
     await socket.send_to(text_data=send_frame("go on anyway", client_id="c2"))
     await frames_until(socket, r'data-role="assistant" data-status="complete"')
 
-    await socket.send_to(text_data=json.dumps({"action": "retry", "message": str(failed.pk)}))
+    await socket.send_to(text_data=retry_frame(failed.pk))
     frames = await frames_until(socket, r'data-role="assistant" data-status="complete"')
     await socket.disconnect()
 
@@ -276,7 +275,7 @@ async def test_retrying_a_finished_answer_keeps_it_as_a_version(alice, chat_mode
     await socket.send_to(text_data=send_frame("hello"))
     await frames_until(socket, r'data-role="assistant" data-status="complete"')
     answer = await Message.objects.aget(role="assistant")
-    await socket.send_to(text_data=json.dumps({"action": "retry", "message": str(answer.pk)}))
+    await socket.send_to(text_data=retry_frame(answer.pk))
     await frames_until(socket, r'data-role="assistant" data-status="complete"')
     await socket.disconnect()
 
