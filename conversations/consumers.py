@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from conversations import access, branching, commands, control, frames, submissions, threads
 from conversations.coalescer import LiveState
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 from conversations.rendering import render_markdown
 from conversations.runs import group_name, publisher, runs
 
@@ -122,7 +122,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         conversation = accepted.conversation
         runs.start(accepted.assistant.pk, conversation.pk, accepted.job)
         # This tab draws the new messages from what it has; other tabs read them.
-        await self._show_added(accepted.messages)
+        await self._show_added(accepted.messages, accepted.images)
         ids = [m.pk for m in accepted.messages]
         event = {"type": "chat.messages_added", "message_ids": ids, "origin": self.channel_name}
         await publisher(conversation.pk)(event)
@@ -212,9 +212,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def chat_messages_added(self, event: dict[str, Any]) -> None:
         await self._show_added(await self._messages(event["message_ids"]))
 
-    async def _show_added(self, messages: list[Message]) -> None:
+    async def _show_added(
+        self, messages: list[Message], images: dict[int, list[Attachment]] | None = None
+    ) -> None:
         self.pending.update((m.pk, m) for m in messages if m.is_live)
-        await self.send(text_data=frames.messages_added(messages, generating=True))
+        await self.send(text_data=frames.messages_added(messages, generating=True, images=images))
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
         pk = event["message_id"]

@@ -3,14 +3,14 @@ frame here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
 from conversations.coalescer import LiveState
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 from conversations.threads import Thread, Version
 
 
@@ -18,11 +18,18 @@ def _render(name: str, **context: Any) -> str:
     return render_to_string(f"conversations/ws/{name}.html", context)
 
 
-def messages_added(messages: Sequence[Message], generating: bool) -> str:
+def messages_added(
+    messages: Sequence[Message],
+    generating: bool,
+    images: Mapping[int, Sequence[Attachment]] | None = None,
+) -> str:
+    """`images`: the questions' images, by id, when known (else each question's own, which
+    must be prefetched: frames are rendered on the event loop)."""
     # Only a conversation's first exchange (a question without a parent) can find the empty
     # state on the page; htmx logs a console error for an oob swap without a target.
     first = bool(messages) and messages[0].parent_id is None
-    return _render("messages_added", messages=messages, generating=generating, first=first)
+    context = {"messages": messages, "generating": generating, "first": first}
+    return _render("messages_added", **context, message_images=images)
 
 
 def delta(message_id: int, blocks: str, tail: str, reasoning: str) -> str:

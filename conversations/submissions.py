@@ -11,7 +11,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, prefetch_related_objects
+from django.db.models import Q
 from django.utils import timezone
 
 from conversations import access, parameters, quotas
@@ -38,6 +38,7 @@ class Accepted:
     conversation: Conversation
     messages: list[Message]  # the new user message and the pending answer
     assistant: Message
+    images: dict[int, list[Attachment]]  # the question's, by its id: known, not read again
     created_conversation: bool
     duplicate: bool = False
     warnings: tuple[str, ...] = ()
@@ -211,7 +212,9 @@ def _duplicate(copies: list[Message]) -> Accepted | None:
     if len(copies) < 2:
         return None
     conversation = copies[0].conversation
-    return Accepted(conversation, copies, copies[-1], created_conversation=False, duplicate=True)
+    return Accepted(
+        conversation, copies, copies[-1], images={}, created_conversation=False, duplicate=True
+    )
 
 
 @transaction.atomic
@@ -255,5 +258,5 @@ def _save(
     )
     conversation.current_leaf = answer
     conversation.save(update_fields=["current_leaf"] if created else None)
-    prefetch_related_objects([question], "attachments")  # drawn by the socket, off this thread
-    return Accepted(conversation, [question, answer], answer, created_conversation=created)
+    images = {question.pk: attachments}
+    return Accepted(conversation, [question, answer], answer, images, created_conversation=created)
