@@ -121,6 +121,8 @@ class ThinkSplitter:
         self._pending = ""
 
     def feed(self, text: str) -> list[Event]:
+        if self._phase == "text":  # past any think block: nothing is ever held back here
+            return [TextDelta(text)] if text else []
         buf, self._pending = self._pending + text, ""
         out: list[Event] = []
         if self._phase == "start":
@@ -184,7 +186,7 @@ class ChatParser(EventStreamParser):
         self._think = ThinkSplitter()
 
     def on_message(self, message: SSEMessage) -> list[Event]:
-        if message.data.strip() == "[DONE]":
+        if message.data[:1] != "{" and message.data.strip() == "[DONE]":
             self.finished = True
             return self._think.flush()
         chunk = load_object(message.data)
@@ -203,12 +205,19 @@ class ChatParser(EventStreamParser):
         choice = choices[0]
         delta = get_dict(choice, "delta")
         events: list[Event] = []
-        if reasoning := get_str(delta, "reasoning_content") or get_str(delta, "reasoning"):
+        # Most chunks carry only `content`: the `in` tests spare the other lookups.
+        if ("reasoning_content" in delta or "reasoning" in delta) and (
+            reasoning := get_str(delta, "reasoning_content") or get_str(delta, "reasoning")
+        ):
             events.append(ReasoningDelta(reasoning))
-        if content := get_str(delta, "content") + get_str(delta, "refusal"):
+        content = get_str(delta, "content")
+        if "refusal" in delta:
+            content += get_str(delta, "refusal")
+        if content:
             events.extend(self._think.feed(content))
-        events.extend(_tool_calls(delta.get("tool_calls")))
-        if reason := get_str(choice, "finish_reason"):
+        if "tool_calls" in delta:
+            events.extend(_tool_calls(delta["tool_calls"]))
+        if choice.get("finish_reason") is not None and (reason := get_str(choice, "finish_reason")):
             events.extend(self._think.flush())
             events.append(Finish(_FINISH.get(reason, "other"), reason))
         return events

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from .base import Event, StreamError
 
 DEFAULT_MAX_SIZE = 1024 * 1024
@@ -27,16 +29,17 @@ class SSEMessage:
 class SSEDecoder:
     """Turns bytes split anywhere into whole `SSEMessage`s (WHATWG event-stream rules).
 
-    Lines are cut at the byte level and decoded only when whole, so a UTF-8 character
-    split across chunks is never mangled. A line or event larger than `max_size` bytes
-    sets `error` and stops decoding, so a broken upstream cannot grow memory forever.
+    Only the bytes up to the last line ending of a chunk are decoded, and in one piece:
+    a line ending is ASCII, so no UTF-8 character is ever cut, and decoding the lines
+    together gives what decoding each would. The rest waits in `_buf`, which by then holds
+    no line ending, so each chunk is scanned once. A line or event larger than `max_size`
+    bytes sets `error` and stops decoding, so a broken upstream cannot grow memory forever.
     """
 
     def __init__(self, max_size: int = DEFAULT_MAX_SIZE) -> None:
         self.max_size = max_size
         self.error: str | None = None
-        self._buf = bytearray()
-        self._scanned = 0  # bytes of _buf already known to hold no line ending
+        self._buf = bytearray()  # the start of a line whose ending has not arrived
         self._skip_lf = False  # the last chunk ended in "\r": a leading "\n" belongs to it
         self._first_line = True
         self._event = ""
@@ -46,13 +49,25 @@ class SSEDecoder:
     def feed(self, chunk: bytes) -> list[SSEMessage]:
         if self.error is not None:
             return []
-        self._buf += chunk
+        if self._skip_lf and chunk:
+            self._skip_lf = False
+            if chunk[0] == 0x0A:
+                chunk = chunk[1:]
+        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        if cut == 0:
+            self._buf += chunk
+            if len(self._buf) > self.max_size:
+                self._overflow()
+            return []
+        lines = chunk[:cut]
+        if self._buf:
+            lines = bytes(self._buf) + lines
+            self._buf.clear()
+        self._buf += chunk[cut:]
+        self._skip_lf = cut == len(chunk) and chunk[cut - 1] == 0x0D
         out: list[SSEMessage] = []
-        for line in self._split_lines():
-            self._take_line(line, out)
-            if self.error is not None:
-                return out
-        if len(self._buf) > self.max_size:
+        self._take_lines(lines, out)
+        if self.error is None and len(self._buf) > self.max_size:
             self._overflow()
         return out
 
@@ -60,56 +75,55 @@ class SSEDecoder:
         """End of stream: a last line without its newline still counts (lenient)."""
         out: list[SSEMessage] = []
         if self.error is None and self._buf:
-            self._take_line(bytes(self._buf), out)
+            self._take_lines(bytes(self._buf) + b"\n", out)
             self._buf.clear()
         if self.error is None:
             self._dispatch(out)
         return out
 
-    def _split_lines(self) -> list[bytes]:
-        buf = self._buf
-        if self._skip_lf and buf:
-            if buf[0] == 0x0A:
-                del buf[0]
-            self._skip_lf = False
-        lines: list[bytes] = []
-        pos = 0
-        while match := _EOL.search(buf, max(pos, self._scanned)):
-            lines.append(bytes(buf[pos : match.start()]))
-            pos = match.end()
-            self._skip_lf = match.group() == b"\r" and pos == len(buf)
-        del buf[:pos]
-        self._scanned = len(buf)
-        return lines
-
-    def _take_line(self, raw: bytes, out: list[SSEMessage]) -> None:
-        if len(raw) > self.max_size:
-            self._overflow()
+    def _take_lines(self, raw: bytes, out: list[SSEMessage]) -> None:
+        """Whole lines, each with its ending."""
+        if len(raw) > self.max_size and any(len(line) > self.max_size for line in _EOL.split(raw)):
+            # Rare: keep what comes before the overlong line, as line-by-line reading would.
+            for line in _EOL.split(raw)[:-1]:
+                if len(line) > self.max_size:
+                    self._overflow()
+                    return
+                self._take_lines(line + b"\n", out)
             return
-        line = raw.decode("utf-8", errors="replace")
+        text = raw.decode("utf-8", errors="replace")
         if self._first_line:
-            line = line.removeprefix("\ufeff")  # a BOM may open the stream
+            text = text.removeprefix("\ufeff")  # a BOM may open the stream
             self._first_line = False
-        if not line:
-            self._dispatch(out)
-        elif not line.startswith(":"):  # lines starting with ":" are comments
-            name, _, value = line.partition(":")
-            self._field(name, value.removeprefix(" "))
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        lines.pop()  # the empty string after the last line ending
+        for line in lines:
+            if not line:
+                self._dispatch(out)
+            elif line[0] != ":":  # lines starting with ":" are comments
+                name, _, value = line.partition(":")
+                self._field(name, value[1:] if value[:1] == " " else value)
+                if self.error is not None:
+                    return
 
     def _field(self, name: str, value: str) -> None:
-        if name == "event":
-            self._event = value
-        elif name == "data":
+        if name == "data":
             self._data.append(value)
             self._size += len(value) + 1
             if self._size > self.max_size:
                 self._overflow()
+        elif name == "event":
+            self._event = value
         # `id` and `retry` only matter to reconnecting browsers; unknown fields are ignored.
 
     def _dispatch(self, out: list[SSEMessage]) -> None:
         if self._data:
-            out.append(SSEMessage(self._event or "message", "\n".join(self._data)))
-        self._event, self._data, self._size = "", [], 0
+            data = self._data[0] if len(self._data) == 1 else "\n".join(self._data)
+            out.append(SSEMessage(self._event or "message", data))
+            self._data = []
+        self._event, self._size = "", 0
 
     def _overflow(self) -> None:
         self.error = f"the upstream sent an event larger than {self.max_size // 1024} KiB"
@@ -125,11 +139,18 @@ def clean_text(text: str) -> str:
 
 
 def load_object(data: str) -> dict[str, Any] | None:
-    """Parse one event's JSON payload; None when it is not a JSON object."""
+    """Parse one event's JSON payload; None when it is not a JSON object.
+
+    orjson reads an event in a quarter of the time; the standard library takes what it
+    refuses but an upstream may still send (NaN, a lone surrogate escape, huge numbers).
+    """
     try:
-        value = json.loads(data)
-    except ValueError:
-        return None
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return None
     return value if isinstance(value, dict) else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conversations.providers.sse import SSEDecoder, SSEMessage, clean_text
+from conversations.providers.sse import SSEDecoder, SSEMessage, clean_text, load_object
 
 
 def decode(*chunks: bytes, max_size: int = 1024 * 1024) -> list[SSEMessage]:
@@ -123,3 +123,46 @@ def test_any_bytes_in_any_chunks_never_crash_the_decoder(data, sizes):
     decoder.feed(data[pos:])
     for message in decoder.close():
         message.data.encode("utf-8")  # always valid text
+
+
+def test_json_the_fast_reader_refuses_is_still_read():
+    # orjson reads nearly every event; these it refuses, and the standard library does not.
+    assert load_object('{"a": NaN}') is not None
+    assert load_object('{"text": "x\\ud800y"}') == {"text": "x\ud800y"}
+    assert load_object('{"text": "日本 🌍"}') == {"text": "日本 🌍"}
+    assert load_object("[1, 2]") is None
+    assert load_object("{broken") is None
+
+
+_SSE_BYTES = st.lists(
+    st.sampled_from(
+        [
+            b"data:",
+            b"data: ",
+            b"event: x",
+            b":c",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b"a",
+            b"\xc3\xa9",
+            b"\xff",
+            b"\xef\xbb\xbf",
+        ]
+    ),
+    max_size=60,
+).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_SSE_BYTES, st.lists(st.integers(min_value=0, max_value=12), max_size=20))
+def test_how_the_bytes_are_cut_never_changes_the_messages(data, cuts):
+    whole = SSEDecoder()
+    expected = whole.feed(data) + whole.close()
+    pieces, pos = SSEDecoder(), 0
+    got = []
+    for size in cuts:
+        got += pieces.feed(data[pos : pos + size])
+        pos += size
+    got += pieces.feed(data[pos:]) + pieces.close()
+    assert got == expected
