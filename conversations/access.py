@@ -7,7 +7,8 @@ from typing import Any
 from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
-from conversations.models import ChatModel, Conversation, Message
+from conversations import sql
+from conversations.models import ChatModel, Conversation, Message, Provider
 
 
 def conversations_of(user: Any) -> QuerySet[Conversation]:
@@ -55,19 +56,38 @@ def _restrictions() -> QuerySet[Any]:
 
 
 def get_model(user: Any, pk: int) -> ChatModel | None:
-    """One model, if this user may pick it: the rule of `models_for`, checked as two small
-    queries (on a submission's path, the Exists() form cost more to build than to run)."""
+    """One model, if this user may pick it: the rule of `models_for`, with the groups checked
+    in one small plain query (on a submission's path, building the ORM's form cost more than
+    running it)."""
     if not getattr(user, "is_authenticated", False):
         return None
-    model = ChatModel.objects.usable().filter(pk=pk).first()
+    model = _usable_model(pk)
     if model is None or user.is_superuser:
         return model
-    allowed = set(_restrictions_of(pk))
-    if allowed and not user.groups.filter(pk__in=allowed).exists():
+    [(restrictions, mine)] = sql.rows(
+        "SELECT COUNT(*), COUNT(g.group_id) FROM {allowed_groups} r"
+        " LEFT JOIN {memberships} g ON g.group_id = r.group_id AND g.user_id = %s"
+        " WHERE r.chatmodel_id = %s",
+        [user.pk, pk],
+    )
+    return model if not restrictions or mine else None
+
+
+def _usable_model(pk: int) -> ChatModel | None:
+    """`ChatModel.objects.usable().filter(pk=pk).first()` as two plain queries, in a third of
+    the time."""
+    models = ChatModel.objects.raw(
+        sql.statement("SELECT * FROM {chat_model} WHERE id = %s AND enabled = %s"), [pk, True]
+    )
+    model = next(iter(models), None)
+    if model is None:
         return None
+    providers = Provider.objects.raw(
+        sql.statement("SELECT * FROM {provider} WHERE id = %s AND enabled = %s"),
+        [model.provider_id, True],
+    )
+    provider = next(iter(providers), None)
+    if provider is None:
+        return None
+    model.provider = provider
     return model
-
-
-def _restrictions_of(model_id: int) -> QuerySet[Any, int]:
-    rows = ChatModel.allowed_groups.through.objects.filter(chatmodel_id=model_id)
-    return rows.values_list("group_id", flat=True)

@@ -21,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
+from conversations import sql
 from conversations.models import Budget, ChatModel, Message, UsageRecord
 
 WARN_PERCENT = 80
@@ -208,6 +209,18 @@ def _statuses(
     return found
 
 
+def any_budget_applies(user: Any) -> bool:
+    """`applicable_budgets(user).exists()`, as one cheap query: most sites set no budgets,
+    and every submission asks."""
+    statement = (
+        "SELECT 1 FROM {budget} b WHERE b.scope = %s OR (b.scope = %s AND b.user_id = %s)"
+        " OR (b.scope = %s AND b.group_id IN"
+        " (SELECT g.group_id FROM {memberships} g WHERE g.user_id = %s)) LIMIT 1"
+    )
+    scope = Budget.Scope
+    return bool(sql.rows(statement, [scope.SITE, scope.USER, user.pk, scope.GROUP, user.pk]))
+
+
 def budgets_for(user: Any, now: datetime | None = None) -> list[BudgetStatus]:
     """The budgets binding this user and how much of each is used (for the usage page)."""
     if not getattr(user, "is_authenticated", False):
@@ -237,7 +250,7 @@ def enforce(user: Any, model: ChatModel, *, now: datetime | None = None) -> list
     now = now or timezone.now()
     check_rate(user, now)
     free = not model.input_price_per_mtok and not model.output_price_per_mtok
-    statuses = budgets_for(user, now)
+    statuses = budgets_for(user, now) if any_budget_applies(user) else []
     pairs = [(s, lim) for s in statuses for lim in s.limits if not (free and lim.kind == "money")]
     reached = sorted((p for p in pairs if p[1].reached), key=lambda p: p[0].resets_at)
     if reached:
@@ -263,13 +276,16 @@ def check_rate(user: Any, now: datetime) -> None:
     limit = rate_limit_of(user)
     if limit <= 0:
         return
-    recent = Message.objects.filter(
-        conversation__owner=user, role=Message.Role.ASSISTANT, created_at__gt=now - RATE_WINDOW
-    ).order_by("-created_at")
-    # The limit-th newest submission: while it is inside the window, the user is at the limit.
-    oldest = recent.values_list("created_at", flat=True)[limit - 1 : limit].first()
-    if oldest is None:
+    # The limit-th newest answer: while it is inside the window, the user is at the limit.
+    found = sql.rows(
+        "SELECT m.created_at FROM {message} m JOIN {conversation} c ON c.id = m.conversation_id"
+        " WHERE c.owner_id = %s AND m.role = %s AND m.created_at > %s"
+        " ORDER BY m.created_at DESC LIMIT 1 OFFSET %s",
+        [user.pk, Message.Role.ASSISTANT, sql.to_db(now - RATE_WINDOW), limit - 1],
+    )
+    if not found:
         return
+    oldest = sql.from_db(found[0][0])
     wait = max(1, math.ceil((oldest + RATE_WINDOW - now).total_seconds()))
     raise QuotaExceeded(
         f"You can send {limit} message{'s' if limit != 1 else ''} a minute. Try again in {wait} s."

@@ -16,7 +16,7 @@ import httpx
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from conversations import threads
+from conversations import sql, threads
 from conversations import usage as ledger
 from conversations.coalescer import DeltaCoalescer, LiveState, Publish
 from conversations.models import Attachment, ChatModel, Message, UsageRecord
@@ -69,8 +69,13 @@ class Job:
 def history_turns(conversation_id: int, messages: list[threads.Earlier]) -> tuple[Turn, ...]:
     """Earlier messages as upstream turns: reasoning stays out, empty answers are skipped."""
     attached: dict[int, list[Attachment]] = defaultdict(list)
-    # The conversation's images in one query with fixed parameters (whatever its length).
-    stored = Attachment.objects.filter(message__conversation_id=conversation_id).order_by("id")
+    # Whether the conversation has images at all, in one cheap plain query; most have none.
+    ids = sql.rows(
+        "SELECT a.id FROM {attachment} a JOIN {message} m ON m.id = a.message_id"
+        " WHERE m.conversation_id = %s",
+        [conversation_id],
+    )
+    stored = Attachment.objects.filter(pk__in=[pk for (pk,) in ids]).order_by("id") if ids else []
     for attachment in stored:
         attached[attachment.message_id or 0].append(attachment)
     turns = []

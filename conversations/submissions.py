@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-import operator
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from conversations import access, parameters, quotas
+from conversations import access, parameters, quotas, sql
 from conversations.models import Attachment, ChatModel, Conversation, Message
 from conversations.streaming import Job, JobError, job_for
 
@@ -189,16 +186,20 @@ def _earlier(
 ) -> tuple[Accepted | None, bool]:
     """One query for both: what an earlier copy of this submission created (a double click,
     a resent frame), and whether an answer is still being written in this conversation."""
-    wanted = [Q(client_id=client_id)] if client_id else []
-    if conversation is not None:
-        wanted.append(Q(conversation=conversation, status__in=Message.LIVE_STATUSES))
-    if not wanted:
+    if not client_id and conversation is None:
         return None, False
-    mine = Message.objects.filter(conversation__owner=user).filter(reduce(operator.or_, wanted))
-    found = list(mine.select_related("conversation").order_by("id"))
-    copies = [m for m in found if client_id and m.client_id == client_id]
-    busy = any(m.is_live and m.conversation_id == getattr(conversation, "pk", None) for m in found)
-    return _duplicate(copies), busy
+    here = getattr(conversation, "pk", None)
+    pending, streaming = Message.LIVE_STATUSES
+    found = sql.rows(
+        "SELECT m.id, m.client_id, m.status, m.conversation_id FROM {message} m"
+        " JOIN {conversation} c ON c.id = m.conversation_id WHERE c.owner_id = %s"
+        " AND (m.client_id = %s OR (m.conversation_id = %s AND m.status IN (%s, %s)))",
+        # NULL matches nothing: no client id (or no conversation) leaves its half out.
+        [user.pk, client_id or None, here, pending, streaming],
+    )
+    copies = sum(1 for _, copy_of, _, _ in found if client_id and copy_of == client_id)
+    busy = any(status in Message.LIVE_STATUSES and at == here for _, _, status, at in found)
+    return (_existing(user, client_id) if copies > 1 else None), busy
 
 
 def _existing(user: Any, client_id: str) -> Accepted | None:

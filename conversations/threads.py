@@ -10,6 +10,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from conversations import sql
 from conversations.models import Conversation, Message
 
 
@@ -107,11 +108,16 @@ def thread_of(conversation: Conversation) -> Thread:
 def ancestors(message: Message) -> list[Earlier]:
     """The messages before this one on its branch, oldest first (what the upstream sees).
 
-    Read as plain rows, only the fields a prompt needs: a long conversation is read on every
-    submission, and building a model instance per message would cost more than the query.
+    Read as plain rows, only the fields a prompt needs, in plain SQL: a long conversation is
+    read on every submission, and model instances or the ORM's query building would cost
+    more than the query.
     """
-    rows = message.conversation.messages.filter(id__lt=message.pk).order_by("id")
-    messages = [Earlier(*row) for row in rows.values_list("id", "parent_id", "role", "content")]
+    rows = sql.rows(
+        "SELECT id, parent_id, role, content FROM {message}"
+        " WHERE conversation_id = %s AND id < %s ORDER BY id",
+        [message.conversation_id, message.pk],
+    )
+    messages = [Earlier(*row) for row in rows]
     if all(m.parent_id is None for m in messages) and message.parent_id is None:
         return messages  # a straight list, from before branching
     by_id = {m.pk: m for m in messages}

@@ -28,8 +28,9 @@ def test_a_submission_costs_the_same_queries_however_long_the_conversation(alice
         conversation = accepted.conversation
     writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
     assert counts[1] == counts[-1], counts
-    # 7 SELECTs (model and its groups, earlier copies, rate, budgets, branch, its images),
-    # 3 writes, and the transaction's two statements; the question's images are not re-read.
-    assert counts[-1] <= 12, [q["sql"][:80] for q in queries]
+    # 8 small SELECTs (model, provider, its groups, earlier copies, rate, whether a budget
+    # applies, branch, images), 3 writes and the transaction's two statements; the
+    # question's images are not read back.
+    assert counts[-1] <= 13, [q["sql"][:80] for q in queries]
     assert len(writes) == 3 + 1
     assert accepted.images == {accepted.messages[0].pk: []}
