@@ -13,7 +13,16 @@ from django.conf import settings
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
-from conversations import access, branching, commands, control, frames, submissions, threads
+from conversations import (
+    access,
+    branching,
+    commands,
+    control,
+    frames,
+    sql,
+    submissions,
+    threads,
+)
 from conversations.coalescer import LiveState
 from conversations.models import Attachment, Conversation, Message
 from conversations.rendering import render_markdown
@@ -294,12 +303,16 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
 def updated_frame(conversation: Conversation, message_id: int) -> str | None:
     """The frame redrawing one message, read and rendered in one trip to the database thread."""
-    message = conversation.messages.filter(pk=message_id).first()
+    found = Message.objects.raw(
+        sql.statement("SELECT * FROM {message} WHERE id = %s AND conversation_id = %s"),
+        [message_id, conversation.pk],
+    )
+    message = next(iter(found), None)
     if message is None:
         return None
     if message.role == Message.Role.USER:  # only questions show images
         prefetch_related_objects([message], "attachments")
-    generating = conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists()
+    generating = threads.generating(conversation.pk)
     return frames.message_updated(message, generating, threads.version_of(message))
 
 

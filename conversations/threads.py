@@ -88,15 +88,19 @@ def build(messages: list[Message], leaf_id: int | None) -> Thread:
 
 
 def _version(message: Message, children: dict[int | None, list[Message]]) -> Version | None:
-    siblings = children[message.parent_id]
+    return _position(message.pk, [sibling.pk for sibling in children[message.parent_id]])
+
+
+def _position(pk: int, siblings: list[int]) -> Version | None:
+    """Where `pk` stands among its siblings' ids, oldest first."""
     if len(siblings) < 2:
         return None
-    i = next(n for n, s in enumerate(siblings) if s.pk == message.pk)
+    i = siblings.index(pk)
     return Version(
         index=i + 1,
         count=len(siblings),
-        previous_id=siblings[i - 1].pk if i > 0 else None,
-        next_id=siblings[i + 1].pk if i + 1 < len(siblings) else None,
+        previous_id=siblings[i - 1] if i > 0 else None,
+        next_id=siblings[i + 1] if i + 1 < len(siblings) else None,
     )
 
 
@@ -129,9 +133,20 @@ def version_of(message: Message) -> Version | None:
     """The version position of one message among its siblings (None when it has none)."""
     if message.parent_id is None and message.role == Message.Role.ASSISTANT:
         return None  # an answer always has a question above it; this one predates branching
-    siblings = list(
-        Message.objects.filter(conversation_id=message.conversation_id, parent_id=message.parent_id)
-        .filter(role=message.role)
-        .order_by("id")
+    siblings = sql.rows(
+        "SELECT id FROM {message} WHERE conversation_id = %s AND role = %s"
+        " AND (parent_id = %s OR (parent_id IS NULL AND %s)) ORDER BY id",
+        [message.conversation_id, message.role, message.parent_id, message.parent_id is None],
     )
-    return _version(message, {message.parent_id: siblings})
+    return _position(message.pk, [pk for (pk,) in siblings])
+
+
+def generating(conversation_id: int) -> bool:
+    """Whether an answer in this conversation is still being written."""
+    pending, streaming = Message.LIVE_STATUSES
+    return bool(
+        sql.rows(
+            "SELECT 1 FROM {message} WHERE conversation_id = %s AND status IN (%s, %s) LIMIT 1",
+            [conversation_id, pending, streaming],
+        )
+    )

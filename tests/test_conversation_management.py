@@ -39,6 +39,19 @@ def test_the_thread_follows_the_current_leaf_and_counts_versions(alice, model):
     assert thread.versions[m["q1"].pk] == threads.Version(1, 2, None, m["q1b"].pk)
 
 
+def test_each_message_knows_its_version_on_its_own(alice, model):
+    _, m = branched(alice, model)
+    version = threads.Version
+    expected = {
+        "q1": version(1, 2, None, m["q1b"].pk),  # the edited first questions have no parent
+        "q1b": version(2, 2, m["q1"].pk, None),
+        "a1": version(1, 2, None, m["a1b"].pk),
+        "a1b": version(2, 2, m["a1"].pk, None),
+        "a2": None,
+    }
+    assert {name: threads.version_of(message) for name, message in m.items()} == expected
+
+
 def test_the_upstream_sees_only_the_branch_above_a_message(alice, model):
     conversation, m = branched(alice, model)
     later = add_message(conversation, "user", "follow-up", parent=m["a2"])
