@@ -8,8 +8,10 @@ import uuid
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from channels.db import aclose_old_connections
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import close_old_connections
 from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
@@ -65,11 +67,17 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         # database thread, queued behind whatever else runs there. Deltas, many a second per
         # answer, need no database, nor does the echo of this tab's own new messages, and
         # the first delta would wait behind that trip.
+        # A submission and an answer's final redraw make one trip each, which closes stale
+        # connections first itself: Channels' trip to do it would only add a hop before them.
         kind = message.get("type")
         if kind == "chat.delta":
             await self.chat_delta(message)
         elif kind == "chat.messages_added" and message.get("origin") == self.channel_name:
             return  # the tab that sent them has drawn them already
+        elif kind == "websocket.receive":
+            await self.websocket_receive(message)
+        elif kind == "chat.message_updated":
+            await self.chat_message_updated(message)
         else:
             await super().dispatch(message)
 
@@ -84,6 +92,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         except commands.BadCommand as exc:
             await self.send(text_data=frames.notice(str(exc)))
             return
+        if not isinstance(command, commands.Send):
+            await aclose_old_connections()  # Channels' own step, skipped in dispatch
         try:
             await self._handle(command)
         except submissions.Refused as exc:
@@ -302,7 +312,9 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
 
 def updated_frame(conversation: Conversation, message_id: int) -> str | None:
-    """The frame redrawing one message, read and rendered in one trip to the database thread."""
+    """The frame redrawing one message, read and rendered in one trip to the database thread
+    (which first closes stale connections: dispatch skips Channels' own trip for that)."""
+    close_old_connections()
     found = Message.objects.raw(
         sql.statement("SELECT * FROM {message} WHERE id = %s AND conversation_id = %s"),
         [message_id, conversation.pk],

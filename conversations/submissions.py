@@ -8,7 +8,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.utils import timezone
 
 from conversations import access, parameters, quotas, sql
@@ -128,9 +128,16 @@ async def submit(
     settings: dict[str, Any] | None = None,
     attachment_ids: tuple[int, ...] = (),
 ) -> Accepted:
-    return await sync_to_async(accept)(
+    return await sync_to_async(_accept_on_a_fresh_connection)(
         user, conversation, text, model_id, client_id, settings, attachment_ids
     )
+
+
+def _accept_on_a_fresh_connection(*args: Any) -> Accepted:
+    # Channels closes stale connections in a trip of its own before each event; the consumer
+    # skips that trip for a submission, so this one does it first.
+    close_old_connections()
+    return accept(*args)
 
 
 def enforce_quota(user: Any, model: ChatModel) -> list[str]:
