@@ -16,7 +16,7 @@ RETRIED_IN_PLACE = (Message.Status.ERROR, Message.Status.CANCELLED)
 
 
 def _idle(conversation: Conversation) -> None:
-    if conversation.messages.filter(status__in=Message.LIVE_STATUSES).exists():
+    if threads.generating(conversation.pk):
         raise Refused("An answer is still being written. Wait for it or press Stop.")
 
 

@@ -66,9 +66,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         # Channels closes stale database connections before every event: a trip to the
         # database thread, queued behind whatever else runs there. Deltas, many a second per
         # answer, need no database, nor does the echo of this tab's own new messages, and
-        # the first delta would wait behind that trip.
-        # A submission and an answer's final redraw make one trip each, which closes stale
-        # connections first itself: Channels' trip to do it would only add a hop before them.
+        # the first delta would wait behind that trip. A submission and an answer's final
+        # redraw make one trip each, which closes stale connections itself first.
         kind = message.get("type")
         if kind == "chat.delta":
             await self.chat_delta(message)
