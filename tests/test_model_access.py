@@ -8,7 +8,7 @@ from django.contrib.auth.models import AnonymousUser, Group
 from django.test import Client
 
 from conversations import access, submissions
-from conversations.models import ChatModel, Message
+from conversations.models import ChatModel, Message, Provider
 from tests.conftest import make_conversation, make_model, make_user
 from tests.test_consumers import frames_until, open_socket, send_frame
 from tests.upstream import Scripted, chat_completion_stream
@@ -79,14 +79,18 @@ def test_get_model_agrees_with_the_list_for_every_person_and_model(alice, bob, c
     off = ChatModel.objects.create(
         provider=open_model.provider, upstream_id="off", display_name="Off", enabled=False
     )
+    # get_model reads the model and its provider in plain SQL: a disabled provider must
+    # hide its models there as it does in the list (ChatModel.objects.usable()).
+    offline = make_model("http://127.0.0.1:8/v1", display_name="Offline provider's")
+    Provider.objects.filter(pk=offline.provider_id).update(enabled=False)
     root = make_user("root", is_superuser=True, is_staff=True)
     checked = 0
     for person in (alice, bob, root, AnonymousUser()):
         listed = set(access.models_for(person))
-        for model in (open_model, restricted, only_ops, off):
+        for model in (open_model, restricted, only_ops, off, offline):
             assert (access.get_model(person, model.pk) is not None) == (model in listed)
             checked += 1
-    assert checked == 16
+    assert checked == 20
     assert access.get_model(alice, restricted.pk) == restricted
     assert access.get_model(bob, restricted.pk) is None
 
