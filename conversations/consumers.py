@@ -233,7 +233,12 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def _show_added(
         self, messages: list[Message], images: dict[int, list[Attachment]] | None = None
     ) -> None:
-        self.pending.update((m.pk, m) for m in messages if m.is_live)
+        live = [m for m in messages if m.is_live]
+        self.pending.update((m.pk, m) for m in live)
+        for message in live:
+            # Drawn again from the database (its last checkpoint, if this tab joined while
+            # it streamed): the next delta must redraw it whole, not add to the old drawing.
+            self.delivered.pop(message.pk, None)
         await self.send(text_data=frames.messages_added(messages, generating=True, images=images))
 
     async def chat_delta(self, event: dict[str, Any]) -> None:

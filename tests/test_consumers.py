@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from chatsite.asgi import application
 from conversations.models import Conversation, Message
-from conversations.runs import runs
+from conversations.runs import group_name, runs
 from tests.conftest import make_conversation
 from tests.upstream import Scripted, chat_completion_stream
 
@@ -304,3 +305,32 @@ async def test_every_tab_of_the_conversation_draws_the_new_messages_once_and_the
     for frames in seen:
         assert sum(f.count("a question seen twice</div>") for f in frames) == 1
         assert streamed_text(frames, answer.pk) == "".join(pieces).strip()
+
+
+async def test_a_tab_that_draws_a_streaming_answer_again_goes_on_without_doubling_it(
+    alice, chat_model, upstream
+):
+    """The new messages can reach a tab after it drew the answer live (it joined as the
+    question was sent, or the event was slower than the first frame). Drawn again from the
+    last checkpoint, the answer must be redrawn whole by the next frame, not added to."""
+    pieces = [f"late{i} " for i in range(40)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.02))
+    conversation = await sync_to_async(make_conversation)(alice, chat_model)
+    path = f"/ws/conversations/{conversation.pk}/"
+    sender, _, _ = await open_socket(alice, path)
+    watcher, _, _ = await open_socket(alice, path)
+    await sender.send_to(text_data=send_frame("a question"))
+    frames = await frames_until(watcher, 'data-delta="tail"')
+    answer = await Message.objects.aget(role="assistant")
+    while not answer.content:  # a checkpoint has saved part of it
+        await asyncio.sleep(0.02)
+        await answer.arefresh_from_db()
+
+    late = {"type": "chat.messages_added", "message_ids": [answer.parent_id, answer.pk]}
+    await get_channel_layer().group_send(group_name(conversation.pk), late)
+    frames += await frames_until(watcher, r'data-role="assistant" data-status="complete"')
+    await sender.disconnect()
+    await watcher.disconnect()
+
+    assert any("late0 late1" in f and 'hx-swap-oob="beforeend:#messages"' in f for f in frames)
+    assert streamed_text(frames, answer.pk) == "".join(pieces).strip()
