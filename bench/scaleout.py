@@ -127,8 +127,8 @@ async def concurrent(
 
 
 async def quiet(ctx: Context, b: Site, seconds: float) -> None:
-    """Idle tabs must survive a quiet spell (channels_redis blocks 5 s per receive); run
-    before any answer, so nothing at all flows meanwhile."""
+    """Idle tabs must survive a quiet spell (a socket read timeout once killed them after
+    5 s); run before any answer, so nothing at all flows meanwhile."""
     tabs = await b.tabs_on(b.conversation_ids[:IDLE_TABS])
     await asyncio.sleep(seconds)
     still = sum(1 for t in tabs if t.ws is not None and t.ws.open)

@@ -1,5 +1,5 @@
-"""The embedded (single-process) channel layer: Channels' in-memory layer without its
-per-message costs.
+"""The channel layers: Redis pub/sub for several workers, and the embedded (single-process)
+layer, Channels' in-memory layer without its per-message costs.
 
 Channels' `InMemoryChannelLayer` sweeps every channel and group for expired entries on each
 `receive` and `group_send`, starts a task per group member and copies the event per member.
@@ -19,6 +19,7 @@ from typing import Any
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from django.core.exceptions import ImproperlyConfigured
 
 SWEEP_INTERVAL = 1.0  # seconds between sweeps for expired messages and group memberships
 
@@ -60,3 +61,31 @@ class LocalChannelLayer(InMemoryChannelLayer):  # type: ignore[misc]  # channels
             queue.put_nowait((time.time() + self.expiry, message))
         except asyncio.QueueFull:
             raise ChannelFull(channel) from None
+
+
+def redis_layer(url: str) -> dict[str, Any]:
+    """The channel layer of several workers: Redis pub/sub.
+
+    A frame is one PUBLISH, pushed to each worker with a tab on the conversation and handed
+    to its tabs there. channels_redis's list-based layer costs a worker four round trips to
+    Redis per tab per frame: under load a worker fell seconds behind and its tabs lost the
+    frames past the capacity. Pub/sub keeps nothing for a worker that is not listening,
+    which frames do not need: a tab that (re)connects is sent the answer so far first.
+    Pub/sub channels ignore Redis database numbers, so the names carry this site's number:
+    sites sharing a server on different numbers stay apart, as their keys do.
+    """
+    return {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {"hosts": [{"address": url}], "prefix": f"teamchat.db{redis_database(url)}."},
+    }
+
+
+def redis_database(url: str) -> int:
+    """The database number a Redis URL selects (its path or `?db=`), read as redis-py does."""
+    from redis.connection import parse_url
+
+    try:
+        found: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
+        return int(found.get("db") or 0)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"REDIS_URL is not a valid Redis URL: {exc}") from None

@@ -16,6 +16,7 @@ from chatsite.env import (
     env_str,
     secret_from_file,
 )
+from chatsite.layers import redis_layer
 
 # Lets generic classes such as ModelAdmin[Model] be subscripted at run time (typing).
 django_stubs_ext.monkeypatch()
@@ -101,22 +102,11 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 
 REDIS_URL = env_str("REDIS_URL")
-# Channel layers drop messages past `capacity` silently; streams are coalesced into a
-# frame every few tens of milliseconds, so a generous capacity covers slow consumers.
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py's default 5 s read timeout equals channels_redis's blocking pop:
-            # when it fires first, an idle socket's consumer dies. No read timeout.
-            "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-                "capacity": 1000,
-                "expiry": 30,
-            },
-        }
-    }
+    CHANNEL_LAYERS = {"default": redis_layer(REDIS_URL)}
 else:
+    # In-process queues drop what is past `capacity`; frames are coalesced into one every few
+    # tens of milliseconds per answer, so a generous capacity covers a slow socket.
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "chatsite.layers.LocalChannelLayer", "CONFIG": {"capacity": 1000}}
     }

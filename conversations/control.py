@@ -5,7 +5,6 @@ whose worker died (their lease ran out), and hourly the images picked but never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -38,17 +37,12 @@ class Control:
         layer = get_channel_layer()
         if layer is None:
             return
-        # The default prefix matters: channels_redis pops every process-specific channel
-        # with one shared reader, keyed by prefix; another prefix would starve the sockets.
         channel = await layer.new_channel()
-        sweeper = asyncio.create_task(self._sweep_forever())
+        await layer.group_add(CONTROL_GROUP, channel)
+        sweeper = asyncio.create_task(self._sweep_forever(layer, channel))
         try:
             while True:
-                # Group membership expires in channels_redis: renew it as we go.
-                await layer.group_add(CONTROL_GROUP, channel)
-                with contextlib.suppress(TimeoutError):
-                    message = await asyncio.wait_for(layer.receive(channel), timeout=600)
-                    await self._handle(layer, message)
+                await self._handle(layer, await layer.receive(channel))
         finally:
             sweeper.cancel()
 
@@ -65,7 +59,7 @@ class Control:
                 reply |= {"tail": state.tail, "reasoning": state.reasoning}
                 await layer.send(message["reply_to"], reply)
 
-    async def _sweep_forever(self) -> None:
+    async def _sweep_forever(self, layer: Any, channel: str) -> None:
         interval = max(1.0, settings.GENERATION_LEASE_SECONDS / 3)
         next_purge = 0.0
         while True:
@@ -77,9 +71,11 @@ class Control:
             if time.monotonic() >= next_purge:
                 next_purge = time.monotonic() + PURGE_INTERVAL
                 try:
+                    # Group membership expires in the in-memory layer (a day): renew it.
+                    await layer.group_add(CONTROL_GROUP, channel)
                     await sync_to_async(uploads.purge_unsent)()
                 except Exception:
-                    logger.exception("purging unsent uploads failed")
+                    logger.exception("hourly upkeep (control group, unsent uploads) failed")
 
 
 async def sweep_and_announce(conversation_id: int | None = None) -> None:

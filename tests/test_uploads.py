@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.db import transaction
 from django.utils import timezone
 
@@ -121,7 +122,8 @@ async def test_every_worker_purges_unsent_images_as_it_sweeps(alice, media_root,
     paths = await sync_to_async(files_of)(stale, media_root)
     await sync_to_async(age)(stale, settings.UNSENT_UPLOAD_HOURS + 1)
 
-    sweeper = asyncio.create_task(Control()._sweep_forever())
+    layer = get_channel_layer()
+    sweeper = asyncio.create_task(Control()._sweep_forever(layer, await layer.new_channel()))
     try:
         for _ in range(50):
             await asyncio.sleep(0.1)

@@ -1,0 +1,77 @@
+"""The channel layer of several workers, on the real Redis: frames reach the site's own
+members and never another site's that shares the server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from chatsite.layers import redis_database, redis_layer
+
+REDIS = "redis://127.0.0.1:6379"
+
+
+def redis_answers() -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 6379), timeout=1):
+        return True
+    return False
+
+
+def test_the_database_number_is_read_as_redis_py_reads_it():
+    assert redis_database("redis://127.0.0.1:6379/3") == 3
+    assert redis_database("rediss://user:secret@cache.internal:6380/12") == 12
+    assert redis_database("unix:///run/redis.sock?db=4") == 4
+    assert redis_database("redis://127.0.0.1:6379") == 0
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
+        redis_database("http://127.0.0.1:6379/1")
+
+
+def test_sites_on_different_database_numbers_get_different_channel_names():
+    first, second = redis_layer(f"{REDIS}/1")["CONFIG"], redis_layer(f"{REDIS}/2")["CONFIG"]
+    assert first["prefix"] != second["prefix"]
+    assert redis_layer(f"{REDIS}/1")["CONFIG"] == first  # every worker of a site agrees
+
+
+@contextlib.asynccontextmanager
+async def site_layer(url: str) -> AsyncIterator[Any]:
+    config = redis_layer(url)
+    layer = import_string(config["BACKEND"])(**config["CONFIG"])
+    try:
+        yield layer
+    finally:
+        await layer.flush()
+
+
+async def joined(layer: Any, group: str) -> str:
+    channel = await layer.new_channel()
+    await layer.group_add(group, channel)
+    return channel
+
+
+@pytest.mark.skipif(not redis_answers(), reason="Redis is not listening on 127.0.0.1:6379")
+async def test_a_frame_reaches_its_own_site_on_every_worker_and_no_other_site():
+    async with (
+        site_layer(f"{REDIS}/7") as worker_a,
+        site_layer(f"{REDIS}/7") as worker_b,
+        site_layer(f"{REDIS}/8") as other_site,
+    ):
+        on_a, on_b = (
+            await joined(worker_a, "conversation-1"),
+            await joined(worker_b, "conversation-1"),
+        )
+        elsewhere = await joined(other_site, "conversation-1")  # the same conversation id
+        await asyncio.sleep(0.2)  # SUBSCRIBE is sent, not acknowledged, when group_add returns
+
+        await worker_a.group_send("conversation-1", {"type": "chat.delta", "n": 1})
+
+        assert (await asyncio.wait_for(worker_a.receive(on_a), 2))["n"] == 1
+        assert (await asyncio.wait_for(worker_b.receive(on_b), 2))["n"] == 1
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other_site.receive(elsewhere), 0.5)
