@@ -15,7 +15,7 @@ import time
 
 from bench.context import Context, CpuMeter, Site, profiled, sample_rss, served
 from bench.core import percentile, summary
-from bench.streams import Answer, Tab, lags, settle, spec
+from bench.streams import Answer, Tab, all_streaming, lags, settle, spec
 
 NAME = "concurrency"
 TIMEOUT = 300
@@ -91,15 +91,6 @@ async def streaming(ctx: Context, site: Site, tabs: list[Tab], ramp: float, stea
     else:
         report.info(NAME, "RSS per streaming answer",
                     f"not measured: the answers did not stream together (peak +{peak / 1024:.0f} MiB)")  # fmt: skip
-
-
-def all_streaming(answers: list[Answer]) -> tuple[int, int]:
-    """The span (upstream µs) in which every answer was streaming; (0, 2**63) if none."""
-    spans = [(min(a.sent_us), max(a.sent_us)) for a in answers if a.sent_us]
-    if len(spans) < len(answers):
-        return 0, 2**63
-    since, until = max(s for s, _ in spans), min(u for _, u in spans)
-    return (since, until) if since < until else (0, 2**63)
 
 
 async def run(ctx: Context) -> None:

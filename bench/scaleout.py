@@ -19,7 +19,7 @@ from bench.context import Context, Site, setup_site
 from bench.core import percentile, summary
 from bench.relay import report_relay
 from bench.server import manage, start_daphne
-from bench.streams import Answer, lags, settle, spec
+from bench.streams import Answer, all_streaming, lags, settle, spec
 
 NAME = "scaleout"
 TIMEOUT = 240
@@ -166,3 +166,6 @@ async def run(ctx: Context) -> None:
                  percentile(lag_b, 99), 100, "ms")  # fmt: skip
     report.info(NAME, "delivery lag on B", summary(lag_b))
     report.info(NAME, "delivery lag on A (same answers)", summary(lags(mine)))
+    since, until = all_streaming(watched)
+    report.info(NAME, f"delivery lag on B while all {streams} stream (no ramp)",
+                summary(lags(watched, since, until)))  # fmt: skip

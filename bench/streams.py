@@ -162,3 +162,12 @@ def lags(answers: Iterable[Answer], since_us: int = 0, until_us: int = 2**63) ->
         for lag, sent in zip(a.lags_ms, a.sent_us, strict=True)
         if since_us <= sent <= until_us
     ]
+
+
+def all_streaming(answers: list[Answer]) -> tuple[int, int]:
+    """The span (upstream µs) in which every answer was streaming; (0, 2**63) if none."""
+    spans = [(min(a.sent_us), max(a.sent_us)) for a in answers if a.sent_us]
+    if len(spans) < len(answers):
+        return 0, 2**63
+    since, until = max(s for s, _ in spans), min(u for _, u in spans)
+    return (since, until) if since < until else (0, 2**63)
