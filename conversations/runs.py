@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import httpx
@@ -100,14 +101,33 @@ class Runs:
 
 
 def publisher(conversation_id: int) -> Any:
+    """Frames to every tab of the conversation, on any worker. A frame the channel layer
+    cannot take (Redis down or restarting) is dropped, not raised: the answer goes on and is
+    saved, and a tab that missed frames catches up from the saved state when it reconnects."""
     layer = get_channel_layer()
     group = group_name(conversation_id)
 
     async def publish(frame: dict[str, Any]) -> None:
-        if layer is not None:
+        if layer is None:
+            return
+        try:
             await layer.group_send(group, frame)
+        except Exception as exc:
+            _warn_unpublished(exc)
 
     return publish
+
+
+_warned_at = float("-inf")
+
+
+def _warn_unpublished(exc: Exception) -> None:
+    """Once a minute at most: a Redis outage fails every frame of every answer."""
+    global _warned_at
+    now = time.monotonic()
+    if now - _warned_at >= 60:
+        _warned_at = now
+        logger.warning("could not publish frames to the channel layer: %r", exc)
 
 
 runs = Runs()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 
+from chatsite.layers import redis_layer
 from conversations.models import Message
 from conversations.rendering import render_markdown
-from conversations.runs import Runs
+from conversations.runs import Runs, publisher
 from conversations.streaming import Generation, load_job
 from tests.conftest import add_message, make_conversation
 from tests.upstream import Scripted, chat_completion_stream, openai_usage
@@ -203,3 +205,24 @@ async def test_a_hung_upstream_ends_with_a_timeout_error_and_the_connection_clos
     assert "stopped responding" in saved.error
     assert saved.content == "Hello "
     assert await asyncio.to_thread(upstream.wait_for_disconnect, 5)
+
+
+async def test_an_answer_outlives_a_channel_layer_that_cannot_publish(
+    alice, chat_model, upstream, settings, caplog, monkeypatch
+):
+    """Redis down or restarting: tabs miss frames (they catch up when they reconnect), but
+    the answer is still written to its end and saved."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.CHANNEL_LAYERS = {"default": redis_layer(f"redis://127.0.0.1:{port}/9")}
+    monkeypatch.setattr("conversations.runs._warned_at", float("-inf"))  # warned once a minute
+    upstream.script(Scripted(chunks=chat_completion_stream(PIECES)))
+    message = await start_exchange(alice, chat_model)
+    job = await load_job(message.pk)
+
+    await Generation(job=job, publish=publisher(job.conversation_id)).run(Runs().client())
+
+    saved = await Message.objects.aget(pk=message.pk)
+    assert (saved.status, saved.content, saved.error) == ("complete", "".join(PIECES), "")
+    assert "could not publish" in caplog.text
