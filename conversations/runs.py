@@ -127,7 +127,7 @@ def _warn_unpublished(exc: Exception) -> None:
     now = time.monotonic()
     if now - _warned_at >= 60:
         _warned_at = now
-        logger.warning("could not publish frames to the channel layer: %r", exc)
+        logger.warning("could not publish frames to the channel layer", exc_info=exc)
 
 
 runs = Runs()

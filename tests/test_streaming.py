@@ -225,4 +225,4 @@ async def test_an_answer_outlives_a_channel_layer_that_cannot_publish(
 
     saved = await Message.objects.aget(pk=message.pk)
     assert (saved.status, saved.content, saved.error) == ("complete", "".join(PIECES), "")
-    assert "could not publish" in caplog.text
+    assert "could not publish frames" in caplog.text
