@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from chatsite.layers import redis_database, redis_layer
+from tests.ports import free_port
 
 REDIS = "redis://127.0.0.1:6379"
 
@@ -114,10 +115,7 @@ async def test_frames_published_at_once_share_round_trips_and_keep_their_order(m
 
 
 async def test_a_publish_redis_refuses_raises_instead_of_hanging():
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    async with site_layer(f"redis://127.0.0.1:{port}/7") as layer:
+    async with site_layer(f"redis://127.0.0.1:{free_port()}/7") as layer:
         for _ in range(2):  # and the next publish tries again
             with pytest.raises(redis.exceptions.ConnectionError):
                 await asyncio.wait_for(layer.group_send("conversation-1", {"type": "x"}), 5)

@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from chatsite.layers import redis_layer
 from conversations.models import Message
 from tests.conftest import make_conversation
+from tests.ports import free_port
 from tests.test_consumers import frames_until, open_socket, send_frame, streamed_text
 from tests.upstream import Scripted, chat_completion_stream
 
@@ -30,9 +31,7 @@ pytestmark = [
 
 class PrivateRedis:
     def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

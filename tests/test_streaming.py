@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from conversations.rendering import render_markdown
 from conversations.runs import Runs, publisher
 from conversations.streaming import Generation, load_job
 from tests.conftest import add_message, make_conversation
+from tests.ports import free_port
 from tests.upstream import Scripted, chat_completion_stream, openai_usage
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_streams")]
@@ -212,10 +212,7 @@ async def test_an_answer_outlives_a_channel_layer_that_cannot_publish(
 ):
     """Redis down or restarting: tabs miss frames (they catch up when they reconnect), but
     the answer is still written to its end and saved."""
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings.CHANNEL_LAYERS = {"default": redis_layer(f"redis://127.0.0.1:{port}/9")}
+    settings.CHANNEL_LAYERS = {"default": redis_layer(f"redis://127.0.0.1:{free_port()}/9")}
     monkeypatch.setattr("conversations.runs._warned_at", float("-inf"))  # warned once a minute
     upstream.script(Scripted(chunks=chat_completion_stream(PIECES)))
     message = await start_exchange(alice, chat_model)

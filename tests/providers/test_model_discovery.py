@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from conversations.providers import get_protocol
 from conversations.providers.base import ProviderConfig, ProviderError
 from conversations.providers.discovery import DiscoveredModel, discover_models, parse_models
+from tests.ports import free_port
 
 OPENAI_LIST = {
     "object": "list",
@@ -87,9 +86,8 @@ async def test_a_model_list_that_is_not_json_is_a_provider_error(upstream, http_
 
 
 async def test_an_unreachable_server_is_a_provider_error(http_client):
-    with socket.socket() as sock:  # a port that was free a moment ago and is closed now
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = ProviderConfig("openai-chat", f"http://127.0.0.1:{port}/v1", connect_timeout=1.0)
+    config = ProviderConfig(
+        "openai-chat", f"http://127.0.0.1:{free_port()}/v1", connect_timeout=1.0
+    )
     with pytest.raises(ProviderError, match="could not connect"):
         await discover_models(http_client, get_protocol("openai-chat"), config)

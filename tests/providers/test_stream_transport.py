@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -28,6 +27,7 @@ from conversations.providers.transport import (
     retry_delay,
     stream_events,
 )
+from tests.ports import free_port
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 REQUEST = ChatRequest(model="gpt-test", turns=(Turn("user", "Hi"),), system="Be brief.")
@@ -259,10 +259,7 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(
 
 
 async def test_an_unreachable_provider_is_a_retried_connect_error(http_client):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = ProviderConfig("openai-chat", f"http://127.0.0.1:{port}/v1", max_retries=1)
+    config = ProviderConfig("openai-chat", f"http://127.0.0.1:{free_port()}/v1", max_retries=1)
     recorder = Recorder()
     with pytest.raises(ProviderError) as caught:
         await collect(http_client, config, recorder)
