@@ -103,7 +103,8 @@ class Runs:
 def publisher(conversation_id: int) -> Any:
     """Frames to every tab of the conversation, on any worker. A frame the channel layer
     cannot take (Redis down or restarting) is dropped, not raised: the answer goes on and is
-    saved, and a tab that missed frames catches up from the saved state when it reconnects."""
+    saved. A tab that missed frames sees the gap in the next frame's offsets and is redrawn
+    from the answer as it stands (tests/test_redis_outage.py)."""
     layer = get_channel_layer()
     group = group_name(conversation_id)
 
