@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from typing import Any
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.db import aclose_old_connections
@@ -47,6 +48,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         self.delivered: dict[int, tuple[int, int]] = {}  # message id -> chars of blocks, reasoning
         self.awaiting: dict[int, float] = {}  # message id -> when its worker was asked for it
         self.pending: dict[int, Message] = {}  # answers shown as waiting, not yet streaming
+        # The newest message the page had drawn when it opened this socket (None: not said).
+        self.shown_up_to = shown_up_to(self.scope)
         if not getattr(self.user, "is_authenticated", False):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -60,6 +63,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         control.listener.ensure_running()
         if self.conversation is not None:
             await self._join(self.conversation)
+            await self._catch_up()
             await self._send_live_state()
 
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -205,6 +209,21 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         live = self.conversation.messages.filter(status__in=Message.LIVE_STATUSES)
         return [m async for m in live]
 
+    async def _catch_up(self) -> None:
+        """A page is drawn before its socket joins (a load, a reconnect after a dropped
+        network): messages sent from another tab in between never reach it as new messages.
+        If the thread's newest message is not the page's, the thread is drawn again."""
+        if self.conversation is None or self.shown_up_to is None:
+            return
+        await self.conversation.arefresh_from_db(fields=["current_leaf"])  # as of joining
+        leaf = self.conversation.current_leaf_id
+        if leaf is None or leaf == self.shown_up_to:
+            return
+        thread = await sync_to_async(threads.thread_of)(self.conversation)
+        self.shown_up_to = leaf
+        generating = any(m.is_live for m in thread.messages)
+        await self.send(text_data=frames.thread(thread, generating))
+
     async def _send_live_state(self) -> None:
         """On (re)connect: the answer so far, then live deltas continue from there."""
         assert self.conversation is not None
@@ -228,7 +247,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     # --- group events -------------------------------------------------------------
 
     async def chat_messages_added(self, event: dict[str, Any]) -> None:
-        await self._show_added(await self._messages(event["message_ids"]))
+        # Saved before this socket joined and published after: the page has them already.
+        new = [pk for pk in event["message_ids"] if pk > (self.shown_up_to or 0)]
+        if new:
+            await self._show_added(await self._messages(new))
 
     async def _show_added(
         self, messages: list[Message], images: dict[int, list[Attachment]] | None = None
@@ -330,6 +352,12 @@ def updated_frame(conversation: Conversation, message_id: int) -> str | None:
         prefetch_related_objects([message], "attachments")
     generating = threads.generating(conversation.pk)
     return frames.message_updated(message, generating, threads.version_of(message))
+
+
+def shown_up_to(scope: dict[str, Any]) -> int | None:
+    """`?after=<id>` of the socket's URL: the last message on the page (0: none)."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after", [])
+    return int(values[0]) if values and values[0].isdigit() and len(values[0]) < 19 else None
 
 
 def saved_state(message: Message) -> LiveState:

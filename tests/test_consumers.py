@@ -17,7 +17,7 @@ from django.test import Client
 from chatsite.asgi import application
 from conversations.models import Conversation, Message
 from conversations.runs import group_name, runs
-from tests.conftest import make_conversation
+from tests.conftest import add_message, make_conversation
 from tests.upstream import Scripted, chat_completion_stream
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fast_streams")]
@@ -334,3 +334,54 @@ async def test_a_tab_that_draws_a_streaming_answer_again_goes_on_without_doublin
 
     assert any("late0 late1" in f and 'hx-swap-oob="beforeend:#messages"' in f for f in frames)
     assert streamed_text(frames, answer.pk) == "".join(pieces).strip()
+
+
+@sync_to_async
+def answered_conversation(user: Any, model: Any) -> tuple[Conversation, Message]:
+    """A conversation of one finished exchange, its answer the branch shown."""
+    conversation = make_conversation(user, model)
+    question = add_message(conversation, "user", "hello")
+    answer = add_message(conversation, "assistant", "hi", parent=question, status="complete")
+    conversation.current_leaf = answer
+    conversation.save(update_fields=["current_leaf"])
+    return conversation, answer
+
+
+async def test_a_page_that_missed_new_messages_gets_the_thread_again_when_its_socket_joins(
+    alice, chat_model, upstream
+):
+    """A page drawn before another tab sent a question, whose socket joined after: the new
+    messages were never announced to it. It says what it shows (`?after=`), and is redrawn."""
+    upstream.script(Scripted(chunks=chat_completion_stream(["Second ", "answer."])))
+    conversation, first_answer = await answered_conversation(alice, chat_model)
+    path = f"/ws/conversations/{conversation.pk}/"
+    sender, _, _ = await open_socket(alice, path)
+    await sender.send_to(text_data=send_frame("second", client_id="c2"))
+    await frames_until(sender, r'data-role="assistant" data-status="complete"')
+    await sender.disconnect()
+    second = await Message.objects.aget(role="user", content="second")
+    second_answer = await Message.objects.aget(parent=second)
+
+    behind, _, _ = await open_socket(alice, f"{path}?after={first_answer.pk}")
+    redrawn = await behind.receive_from(timeout=5)
+    current, _, _ = await open_socket(alice, f"{path}?after={second_answer.pk}")
+
+    assert 'id="messages"' in redrawn and 'hx-swap-oob="innerHTML"' in redrawn
+    assert f'id="message-{second.pk}"' in redrawn and "Second answer." in redrawn
+    assert await current.receive_nothing(timeout=0.3)  # up to date: nothing to redraw
+    await behind.disconnect()
+    await current.disconnect()
+
+
+async def test_new_messages_a_page_already_shows_are_not_drawn_again(alice, chat_model):
+    """Saved before the page was drawn, announced after its socket joined: a second copy
+    would be appended below the first."""
+    conversation, answer = await answered_conversation(alice, chat_model)
+    path = f"/ws/conversations/{conversation.pk}/?after={answer.pk}"
+    socket, _, _ = await open_socket(alice, path)
+
+    late = {"type": "chat.messages_added", "message_ids": [answer.parent_id, answer.pk]}
+    await get_channel_layer().group_send(group_name(conversation.pk), late)
+
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()

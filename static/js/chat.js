@@ -436,13 +436,22 @@
     if (indicator) indicator.dataset.state = state;
   }
 
+  // The newest message on the page (the last of the thread shown): on (re)connect the server
+  // redraws the thread if it has moved on meanwhile, and skips what the page already has.
+  function shownUpTo() {
+    const last = messagesPane()?.querySelector(":scope > article.message:last-of-type");
+    return last ? last.id.replace("message-", "") : "0";
+  }
+
   // htmx's ws extension calls this on every (re)connect: follow the conversation's socket URL,
-  // and take the delta frames first.
+  // say what the page shows, and take the delta frames first.
   if (window.htmx) {
     htmx.createWebSocket = function (url) {
       const path = document.getElementById("layout")?.dataset.wsUrl;
       const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-      const socket = new WebSocket(path ? scheme + location.host + path : url);
+      const address = new URL(path ? scheme + location.host + path : url, location.href);
+      address.searchParams.set("after", shownUpTo());
+      const socket = new WebSocket(address);
       socket.addEventListener("message", onSocketMessage);
       return socket;
     };
