@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from typing import Any
@@ -357,7 +358,7 @@ def updated_frame(conversation: Conversation, message_id: int) -> str | None:
 def shown_up_to(scope: dict[str, Any]) -> int | None:
     """`?after=<id>` of the socket's URL: the last message on the page (0: none)."""
     values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("after", [])
-    return int(values[0]) if values and values[0].isdigit() and len(values[0]) < 19 else None
+    return int(values[0]) if values and re.fullmatch(r"[0-9]{1,18}", values[0]) else None
 
 
 def saved_state(message: Message) -> LiveState:

@@ -385,3 +385,12 @@ async def test_new_messages_a_page_already_shows_are_not_drawn_again(alice, chat
 
     assert await socket.receive_nothing(timeout=0.3)
     await socket.disconnect()
+
+
+@pytest.mark.parametrize("query", ["after=abc", "after=%C2%B2", "after=-1", "after=" + "9" * 30])
+async def test_a_page_position_that_is_not_a_message_id_is_ignored(alice, chat_model, query):
+    conversation, _ = await answered_conversation(alice, chat_model)
+    socket, connected, _ = await open_socket(alice, f"/ws/conversations/{conversation.pk}/?{query}")
+    assert connected
+    assert await socket.receive_nothing(timeout=0.2)  # no redraw, and the socket stays up
+    await socket.disconnect()

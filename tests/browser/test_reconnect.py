@@ -34,7 +34,7 @@ def test_a_tab_that_lost_its_socket_while_another_sent_shows_the_new_messages(
     page.fill("[data-testid=composer]", "first question")
     page.click("[data-testid=send]")
     expect(page.locator(ANSWER).last).to_have_attribute("data-status", "complete", timeout=30_000)
-    first_answer = page.locator(ANSWER).last.get_attribute("id")
+    first_answer = page.locator(ANSWER).last.get_attribute("id") or ""
 
     other = page.context.new_page()
     other.goto(page.url)
