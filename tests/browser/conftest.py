@@ -28,6 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
 
 
+ANSWER = "[data-testid=message][data-role=assistant]"
+
+
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     server = start(tmp_path_factory.mktemp("live"))
@@ -66,3 +69,19 @@ def log_in(
     page.fill("input[name=password]", password or live.admin_password)
     page.click("button[type=submit]")
     page.wait_for_selector("[data-testid=composer]")
+
+
+def start_chat(page: Page, live: LiveServer, model: str = "Demo") -> None:
+    """Logged in, on a new conversation with `model` picked."""
+    log_in(page, live)
+    page.click("[data-testid=new-conversation]")
+    page.select_option("[data-testid=model-select]", label=model)
+
+
+def ask(page: Page, text: str) -> None:
+    """Send `text` and wait until its answer is complete."""
+    answers = page.locator(ANSWER).count()
+    page.fill("[data-testid=composer]", text)
+    page.click("[data-testid=send]")
+    expect(page.locator(ANSWER)).to_have_count(answers + 1)
+    expect(page.locator(ANSWER).last).to_have_attribute("data-status", "complete", timeout=30_000)

@@ -6,25 +6,11 @@ import json
 
 from playwright.sync_api import ConsoleMessage, Page, expect
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import ask, start_chat
 from tests.browser.server import LiveServer
 
 ANSWER = "[data-testid=message][data-role=assistant]"
 QUESTION = "[data-testid=message][data-role=user]"
-
-
-def ask(page: Page, text: str) -> None:
-    answers = page.locator(ANSWER).count()
-    page.fill("[data-testid=composer]", text)
-    page.click("[data-testid=send]")
-    expect(page.locator(ANSWER)).to_have_count(answers + 1)
-    expect(page.locator(ANSWER).last).to_have_attribute("data-status", "complete", timeout=30_000)
-
-
-def new_chat(page: Page, live: LiveServer) -> None:
-    log_in(page, live)
-    page.click("[data-testid=new-conversation]")
-    page.select_option("[data-testid=model-select]", label="Demo")
 
 
 def console_errors(page: Page) -> list[str]:
@@ -43,7 +29,7 @@ def test_as_the_conversation_grows_only_its_last_answer_offers_regenerate(
     page: Page, live: LiveServer
 ) -> None:
     errors = console_errors(page)
-    new_chat(page, live)
+    start_chat(page, live)
     ask(page, "First question")
     ask(page, "Second question")
     ask(page, "Third question")
@@ -56,7 +42,7 @@ def test_as_the_conversation_grows_only_its_last_answer_offers_regenerate(
 
 def test_regenerate_keeps_the_earlier_answer_as_a_version(page: Page, live: LiveServer) -> None:
     errors = console_errors(page)  # the console stays clean (scripts, CSP)
-    new_chat(page, live)
+    start_chat(page, live)
     ask(page, "First question")
     page.reload()  # regenerating works on a page drawn by the server too
     page.locator(ANSWER).last.hover()
@@ -77,7 +63,7 @@ def test_regenerate_keeps_the_earlier_answer_as_a_version(page: Page, live: Live
 def test_editing_a_question_resends_it_and_keeps_the_old_version(
     page: Page, live: LiveServer
 ) -> None:
-    new_chat(page, live)
+    start_chat(page, live)
     ask(page, "What is the capital of France")
     ask(page, "And of Italy")
     first = page.locator(QUESTION).first
@@ -102,7 +88,7 @@ def test_editing_a_question_resends_it_and_keeps_the_old_version(
 
 
 def test_search_finds_conversations_by_title_and_message_text(page: Page, live: LiveServer) -> None:
-    new_chat(page, live)
+    start_chat(page, live)
     ask(page, "Pelicans are remarkable birds")
     page.click("[data-testid=new-conversation]")
     ask(page, "Tell me about volcanoes")
@@ -120,7 +106,7 @@ def test_search_finds_conversations_by_title_and_message_text(page: Page, live: 
 
 
 def test_rename_and_export_as_markdown_and_json(page: Page, live: LiveServer) -> None:
-    new_chat(page, live)
+    start_chat(page, live)
     ask(page, "Export me please")
     page.click("[data-testid=conversation-menu]")
     page.click("[data-testid=rename]")
@@ -148,7 +134,7 @@ def test_rename_and_export_as_markdown_and_json(page: Page, live: LiveServer) ->
 
 
 def test_delete_asks_first_then_removes_the_conversation(page: Page, live: LiveServer) -> None:
-    new_chat(page, live)
+    start_chat(page, live)
     ask(page, "Delete me soon")
     url = page.url
     page.click("[data-testid=conversation-menu]")

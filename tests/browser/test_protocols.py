@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import start_chat
 from tests.browser.server import LiveServer
 
 ANSWER = "[data-testid=message][data-role=assistant]"
@@ -21,12 +21,6 @@ def png_file(tmp_path: Path, size: tuple[int, int] = (64, 48)) -> Path:
     Image.new("RGB", size, (200, 40, 90)).save(buffer, "PNG")
     path.write_bytes(buffer.getvalue())
     return path
-
-
-def start_chat(page: Page, live: LiveServer, model: str) -> None:
-    log_in(page, live)
-    page.click("[data-testid=new-conversation]")
-    page.select_option("[data-testid=model-select]", label=model)
 
 
 @pytest.mark.parametrize("model", ["Demo", "Demo Anthropic", "Demo Responses"])

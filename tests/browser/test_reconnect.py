@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import Page, WebSocketRoute, expect
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import ask, start_chat
 from tests.browser.server import LiveServer
 
 ANSWER = "[data-testid=message][data-role=assistant]"
@@ -28,12 +28,8 @@ def test_a_tab_that_lost_its_socket_while_another_sent_shows_the_new_messages(
             ws.connect_to_server()
 
     page.route_web_socket(re.compile(r"/ws/"), route)
-    log_in(page, live)
-    page.click("[data-testid=new-conversation]")
-    page.select_option("[data-testid=model-select]", label="Demo")
-    page.fill("[data-testid=composer]", "first question")
-    page.click("[data-testid=send]")
-    expect(page.locator(ANSWER).last).to_have_attribute("data-status", "complete", timeout=30_000)
+    start_chat(page, live)
+    ask(page, "first question")
     first_answer = page.locator(ANSWER).last.get_attribute("id") or ""
 
     other = page.context.new_page()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import log_in
+from tests.browser.conftest import ask, start_chat
 from tests.browser.server import LiveServer
 
 ANSWER = "[data-testid=message][data-role=assistant]"
@@ -14,12 +14,8 @@ QUESTION = "[data-testid=message][data-role=user]"
 def test_a_public_link_opens_for_a_stranger_until_the_owner_revokes_it(
     page: Page, live: LiveServer, browser: Browser
 ) -> None:
-    log_in(page, live)
-    page.click("[data-testid=new-conversation]")
-    page.select_option("[data-testid=model-select]", label="Demo")
-    page.fill("[data-testid=composer]", "Share this with the team")
-    page.click("[data-testid=send]")
-    expect(page.locator(ANSWER).last).to_have_attribute("data-status", "complete", timeout=30_000)
+    start_chat(page, live)
+    ask(page, "Share this with the team")
     page.reload()  # the Share button belongs to a saved conversation's page
     answer = page.locator(f"{ANSWER} [data-testid=message-content]").last.inner_text()
 
