@@ -12,6 +12,7 @@ from django.db import connections
 from django.test import Client
 
 from conversations.models import ChatModel, Conversation, Message, Provider, User
+from tests.redis_server import PrivateRedis
 from tests.upstream import FakeUpstream
 
 PASSWORD = "correct-horse-battery-9"
@@ -72,6 +73,17 @@ def upstream() -> Iterator[FakeUpstream]:
 @pytest.fixture
 def chat_model(db: None, upstream: FakeUpstream) -> ChatModel:
     return make_model(upstream.url)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own (see tests/redis_server.py)."""
+    server = PrivateRedis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
-"""The channel layer of several workers, on the real Redis: frames reach the site's own
-members and never another site's that shares the server."""
+"""The channel layer of several workers, on a real Redis (a redis-server of the tests' own):
+frames reach the site's own members and never another site's that shares the server."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,12 +17,6 @@ from chatsite.layers import redis_database, redis_layer
 from tests.ports import free_port
 
 REDIS = "redis://127.0.0.1:6379"
-
-
-def redis_answers() -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 6379), timeout=1):
-        return True
-    return False
 
 
 def test_the_database_number_is_read_as_redis_py_reads_it():
@@ -57,12 +50,12 @@ async def joined(layer: Any, group: str) -> str:
     return channel
 
 
-@pytest.mark.skipif(not redis_answers(), reason="Redis is not listening on 127.0.0.1:6379")
-async def test_a_frame_reaches_its_own_site_on_every_worker_and_no_other_site():
+async def test_a_frame_reaches_its_own_site_on_every_worker_and_no_other_site(private_redis):
+    redis = private_redis.url
     async with (
-        site_layer(f"{REDIS}/7") as worker_a,
-        site_layer(f"{REDIS}/7") as worker_b,
-        site_layer(f"{REDIS}/8") as other_site,
+        site_layer(f"{redis}/7") as worker_a,
+        site_layer(f"{redis}/7") as worker_b,
+        site_layer(f"{redis}/8") as other_site,
     ):
         on_a, on_b = (
             await joined(worker_a, "conversation-1"),
@@ -79,8 +72,9 @@ async def test_a_frame_reaches_its_own_site_on_every_worker_and_no_other_site():
             await asyncio.wait_for(other_site.receive(elsewhere), 0.5)
 
 
-@pytest.mark.skipif(not redis_answers(), reason="Redis is not listening on 127.0.0.1:6379")
-async def test_frames_published_at_once_share_round_trips_and_keep_their_order(monkeypatch):
+async def test_frames_published_at_once_share_round_trips_and_keep_their_order(
+    monkeypatch, private_redis
+):
     """A thousand frames a second from one worker: published one at a time, each waited for
     every reply before its own (30-40 ms under load)."""
     from redis.asyncio import Redis
@@ -97,7 +91,8 @@ async def test_frames_published_at_once_share_round_trips_and_keep_their_order(m
 
         monkeypatch.setattr(cls, name, counted)
 
-    async with site_layer(f"{REDIS}/7") as sender, site_layer(f"{REDIS}/7") as receiver:
+    redis = private_redis.url
+    async with site_layer(f"{redis}/7") as sender, site_layer(f"{redis}/7") as receiver:
         groups = [f"conversation-{n}" for n in range(20)]
         channels = {group: await joined(receiver, group) for group in groups}
         await asyncio.sleep(0.2)  # SUBSCRIBE is sent, not acknowledged, when group_add returns
