@@ -220,10 +220,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         leaf = self.conversation.current_leaf_id
         if leaf is None or leaf == self.shown_up_to:
             return
-        thread = await sync_to_async(threads.thread_of)(self.conversation)
         self.shown_up_to = leaf
-        generating = any(m.is_live for m in thread.messages)
-        await self.send(text_data=frames.thread(thread, generating))
+        await self._send_thread(self.conversation)
 
     async def _send_live_state(self) -> None:
         """On (re)connect: the answer so far, then live deltas continue from there."""
@@ -316,7 +314,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         if self.conversation is None:
             return
         await self.conversation.arefresh_from_db(fields=["current_leaf"])
-        thread = await sync_to_async(threads.thread_of)(self.conversation)
+        await self._send_thread(self.conversation)
+
+    async def _send_thread(self, conversation: Conversation) -> None:
+        """The branch on screen drawn again whole; live answers redraw at their next frame."""
+        thread = await sync_to_async(threads.thread_of)(conversation)
         self.delivered.clear()
         generating = any(m.is_live for m in thread.messages)
         await self.send(text_data=frames.thread(thread, generating))
