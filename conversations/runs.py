@@ -13,6 +13,7 @@ from channels.layers import get_channel_layer
 
 from conversations import titles
 from conversations.coalescer import LiveState
+from conversations.providers.network import upstream_client
 from conversations.streaming import Generation, Job, JobError, fail_before_start, load_job
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Runs:
         if self._client is None or self._client.is_closed or self._client_loop is not loop:
             self._client_loop = loop
             limits = httpx.Limits(max_connections=None, max_keepalive_connections=50)
-            self._client = httpx.AsyncClient(limits=limits, timeout=None)  # noqa: S113 (set per request)
+            self._client = upstream_client(limits)
         return self._client
 
     def is_running(self, message_id: int) -> bool:

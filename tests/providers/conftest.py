@@ -12,6 +12,8 @@ from typing import Any, Literal
 import httpx
 import pytest
 
+from conversations.providers.network import upstream_client
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SSE = "text/event-stream"
 
@@ -150,9 +152,11 @@ async def upstream():
     await server.stop()
 
 
-@pytest.fixture
-async def http_client():
-    async with httpx.AsyncClient() as client:
+@pytest.fixture(params=["asyncio", "anyio"])
+async def http_client(request):
+    """The client the app streams with (httpcore on plain asyncio), and httpx's default."""
+    client = upstream_client(httpx.Limits()) if request.param == "asyncio" else httpx.AsyncClient()
+    async with client:
         yield client
 
 
