@@ -66,11 +66,13 @@ class DeltaCoalescer:
             self._timer = asyncio.create_task(self._flush_later(wait))
 
     async def _flush_later(self, delay: float) -> None:
+        due = time.monotonic() + delay
         self._timer_sleeping = True
         try:
             await asyncio.sleep(delay)
         finally:
             self._timer_sleeping = False
+        pacer.late(time.monotonic() - due)
         try:
             await self.flush()
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -53,6 +54,50 @@ def test_the_stretch_is_capped_and_undone_when_the_load_goes(clock):
     assert pacer.scale == 8
     run(pacer, clock, 10, frames_per_second=10, cost=0.0001)
     assert pacer.scale == 1
+
+
+def run_late(pacer: FramePacer, clock: Clock, seconds: float, lateness: float, cost: float):
+    """100 frames a second, each `lateness` seconds after it was due, rendering in `cost`."""
+    for _ in range(int(seconds * 100)):
+        clock.now += 0.01
+        pacer.late(lateness)
+        pacer.spent(cost)
+
+
+def test_frames_that_go_out_late_stretch_the_interval_though_rendering_is_cheap(clock):
+    pacer = FramePacer(budget=0.25, ceiling=8, behind=0.025, clock=clock)
+    run_late(pacer, clock, 3, lateness=0.2, cost=0.0001)  # 1% of a core rendering
+    assert pacer.scale > 2  # the loop was 200 ms behind: fewer frames
+    run_late(pacer, clock, 0.5, lateness=0.015, cost=0.0001)  # catching up: held, not relaxed
+    stretched = pacer.scale
+    run_late(pacer, clock, 1, lateness=0.015, cost=0.0001)
+    assert pacer.scale == stretched
+    run_late(pacer, clock, 5, lateness=0.001, cost=0.0001)  # keeping up again
+    assert pacer.scale == 1
+
+
+def test_punctual_frames_change_nothing(clock):
+    pacer = FramePacer(budget=0.25, behind=0.025, clock=clock)
+    run_late(pacer, clock, 5, lateness=0.005, cost=0.0001)
+    assert pacer.scale == 1
+
+
+async def test_the_coalescer_reports_how_late_its_timed_frames_went_out(monkeypatch):
+    reported: list[float] = []
+    monkeypatch.setattr(pacing.pacer, "late", reported.append)
+
+    async def publish(frame: dict) -> None:
+        pass
+
+    coalescer = DeltaCoalescer(1, publish, 0.02)
+    await coalescer.add(text="first ")  # sent at once: not a timed frame
+    await coalescer.add(text="second ")  # waits for the interval
+    await asyncio.sleep(0)  # the frame's timer starts
+    time.sleep(0.05)  # the event loop is busy past the frame's time
+    await asyncio.sleep(0.01)  # and then runs the timer, late
+    await coalescer.close()
+    assert len(reported) == 1
+    assert 0.02 <= reported[0] < 1
 
 
 async def frames_for(monkeypatch, scale: float) -> list[dict]:
