@@ -134,6 +134,8 @@ class _Connection(asyncio.Protocol):
                 raise httpcore.ReadError(str(self.error) or type(self.error).__name__)
             return b""  # end of stream
         chunk = self.chunks.popleft()
+        while self.chunks and len(chunk) + len(self.chunks[0]) <= max_bytes:
+            chunk += self.chunks.popleft()  # what came while the reader was busy, in one go
         if len(chunk) > max_bytes:
             self.chunks.appendleft(chunk[max_bytes:])
             chunk = chunk[:max_bytes]
