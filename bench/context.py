@@ -126,7 +126,7 @@ async def profiled(ctx: Context, server: Daphne, name: str, seconds: float) -> A
     ctx.options.profile.mkdir(parents=True, exist_ok=True)
     out = ctx.options.profile / f"{name}.txt"
     args = [spy, "record", "--pid", str(server.pid), "--duration", str(max(1, int(seconds))),
-            "--format", "raw", "--rate", "100", "--output", str(out), "--nonblocking"]  # fmt: skip
+            "--format", "raw", "--rate", "100", "--output", str(out)]  # fmt: skip
     spy_process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield None
