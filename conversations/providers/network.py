@@ -54,7 +54,7 @@ class _Connection(asyncio.Protocol):
     # Event loop callbacks.
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -235,7 +235,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        connecting = loop.create_connection(_Connection, host, port, local_addr=local)
+        # The host's addresses raced, each with a head start (as anyio does): a host whose
+        # IPv6 route is broken still connects over IPv4 at once.
+        connecting = loop.create_connection(
+            _Connection, host, port, local_addr=local, happy_eyeballs_delay=HAPPY_EYEBALLS_DELAY
+        )
         return await _connected(connecting, timeout, socket_options)
 
     async def connect_unix_socket(
