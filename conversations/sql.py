@@ -27,6 +27,14 @@ def rows(template: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return found
 
 
+def execute(template: str, params: Sequence[Any]) -> int:
+    """Run a statement that returns no rows (an UPDATE); the number of rows it changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(statement(template), params)
+        changed: int = cursor.rowcount
+        return changed
+
+
 def statement(template: str) -> str:
     """The SQL of `template`, where `{message}` and the like name the models' tables."""
     return template.format_map(_tables())

@@ -244,15 +244,11 @@ class Generation:
         interval = settings.STREAM_CHECKPOINT_INTERVAL
         while True:
             await asyncio.sleep(interval)
-            fields: dict[str, Any] = {"lease_expires_at": Message.lease_until()}
+            progress = None
             if self.dirty:
                 self.dirty = False
-                fields |= {
-                    "status": Message.Status.STREAMING,
-                    "content": "".join(self.text),
-                    "reasoning": "".join(self.reasoning),
-                }
-            await Message.objects.filter(pk=self.job.message_id).aupdate(**fields)
+                progress = ("".join(self.text), "".join(self.reasoning))
+            await sync_to_async(_save_checkpoint)(self.job.message_id, progress)
 
     async def _end(
         self, checkpoints: asyncio.Task[None], status: str, error: str = "", record: bool = True
@@ -303,6 +299,21 @@ class Generation:
         if not self.reasoning or self.first_token_at is None:
             return None
         return _ms((self.reasoning_ended_at or now) - self.first_token_at)
+
+
+def _save_checkpoint(message_id: int, progress: tuple[str, str] | None) -> None:
+    """The lease renewed and, with `progress` (text, reasoning), the answer so far. Plain SQL:
+    with a few hundred answers streaming, the ORM building this UPDATE every two seconds
+    each was a twentieth of a worker."""
+    lease = sql.to_db(Message.lease_until())
+    if progress is None:
+        sql.execute("UPDATE {message} SET lease_expires_at = %s WHERE id = %s", [lease, message_id])
+        return
+    sql.execute(
+        "UPDATE {message} SET lease_expires_at = %s, status = %s, content = %s, reasoning = %s"
+        " WHERE id = %s",
+        [lease, Message.Status.STREAMING.value, *progress, message_id],
+    )
 
 
 def _save_final(message_id: int, fields: dict[str, Any], call: ledger.Call | None) -> None:

@@ -190,6 +190,31 @@ async def test_progress_is_checkpointed_while_streaming_not_per_token(alice, cha
     assert final.status == "complete" and final.lease_expires_at is None
 
 
+async def test_a_quiet_answer_keeps_renewing_its_lease_and_its_saved_text(
+    alice, chat_model, upstream
+):
+    """An upstream thinking in silence is not a dead worker: the lease moves on while no
+    token comes, and the text saved before the silence stays."""
+    upstream.script(Scripted(chunks=chat_completion_stream(["Hello "], finish=None), then="hang"))
+    message = await start_exchange(alice, chat_model)
+    runs = Runs()
+    runs.start(message.pk, message.conversation_id)
+    leases = []
+    for _ in range(300):
+        current = await Message.objects.aget(pk=message.pk)
+        if current.content and current.lease_expires_at not in leases:
+            leases.append(current.lease_expires_at)
+        if len(leases) >= 3:
+            break
+        await asyncio.sleep(0.02)
+    await runs.stop(message.pk)
+
+    assert len(leases) >= 3 and leases == sorted(leases)
+    assert current.status == "streaming" and current.content == "Hello "
+    stopped = await Message.objects.aget(pk=message.pk)
+    assert stopped.status == "cancelled" and stopped.lease_expires_at is None
+
+
 async def test_a_hung_upstream_ends_with_a_timeout_error_and_the_connection_closed(
     alice, chat_model, upstream
 ):
