@@ -77,3 +77,32 @@ def from_db(value: Any) -> datetime:
     if not isinstance(value, datetime):
         raise TypeError(f"not a datetime from the database: {value!r}")
     return timezone.make_aware(value, UTC) if timezone.is_naive(value) else value
+
+
+def columns(model: type[Model], alias: str) -> str:
+    """`alias.column, ...` for every concrete field of `model`, in the order `instance` reads."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(str(f.column))}" for f in model._meta.concrete_fields)
+
+
+def instance(model: type[Model], values: Sequence[Any]) -> Any:
+    """A model instance from the values of `columns(model, ...)`, converted as the ORM does
+    (JSON decoded, SQLite's booleans and datetimes made Python's)."""
+    attnames, converters = _reading(model)
+    converted = []
+    for value, (field, steps) in zip(values, converters, strict=True):
+        for step in steps:
+            value = step(value, field, connection)
+        converted.append(value)
+    return model.from_db(connection.alias, list(attnames), converted)
+
+
+@functools.cache
+def _reading(model: type[Model]) -> tuple[tuple[str, ...], tuple[tuple[Any, list[Any]], ...]]:
+    fields = model._meta.concrete_fields
+    converters = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        steps = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
+        converters.append((column, steps))
+    return tuple(f.attname for f in fields), tuple(converters)

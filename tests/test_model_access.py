@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth.models import AnonymousUser, Group
@@ -93,6 +95,32 @@ def test_get_model_agrees_with_the_list_for_every_person_and_model(alice, bob, c
     assert checked == 20
     assert access.get_model(alice, restricted.pk) == restricted
     assert access.get_model(bob, restricted.pk) is None
+
+
+def test_get_model_reads_every_field_as_the_orm_does(alice, catalogue):
+    """Plain SQL, converted by hand: JSON, booleans, dates, decimals and the encrypted key
+    must come out as the ORM's instances have them."""
+    open_model, _, _ = catalogue
+    provider = open_model.provider
+    provider.set_api_key("sk-secret-key-0123456789")
+    provider.save()
+    open_model.default_params = {"temperature": 0.3, "stop": ["END"]}
+    open_model.input_price_per_mtok = Decimal("1.25")
+    open_model.save()
+    expected = ChatModel.objects.select_related("provider").get(pk=open_model.pk)
+
+    found = access.get_model(alice, open_model.pk)
+
+    assert found is not None
+    for field in ChatModel._meta.concrete_fields:
+        assert getattr(found, field.attname) == getattr(expected, field.attname), field.name
+    for field in Provider._meta.concrete_fields:
+        assert getattr(found.provider, field.attname) == getattr(expected.provider, field.attname)
+    assert found.default_params == {"temperature": 0.3, "stop": ["END"]}
+    assert found.input_price_per_mtok == Decimal("1.25")
+    assert found.provider.created_at == expected.provider.created_at
+    assert found.provider.config() == expected.provider.config()
+    assert found.provider.config().api_key == "sk-secret-key-0123456789"
 
 
 def test_the_picker_offers_only_the_models_a_person_may_use(alice, bob, catalogue):
