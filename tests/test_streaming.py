@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -199,11 +200,12 @@ async def test_a_quiet_answer_keeps_renewing_its_lease_and_its_saved_text(
     message = await start_exchange(alice, chat_model)
     runs = Runs()
     runs.start(message.pk, message.conversation_id)
-    leases = []
+    leases: list[datetime] = []
     for _ in range(300):
         current = await Message.objects.aget(pk=message.pk)
-        if current.content and current.lease_expires_at not in leases:
-            leases.append(current.lease_expires_at)
+        lease = current.lease_expires_at
+        if current.content and lease is not None and lease not in leases:
+            leases.append(lease)
         if len(leases) >= 3:
             break
         await asyncio.sleep(0.02)
