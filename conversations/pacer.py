@@ -35,11 +35,12 @@ class FramePacer:
         self.window = window  # seconds between adjustments
         self.ceiling = ceiling  # the most an interval is stretched
         self.behind = behind  # mean lateness of frames (seconds) that means falling behind
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the load measured so far (tests: one test's load is not the next one's)."""
         self.scale = 1.0
-        self._spent = 0.0
-        self._late = 0.0
-        self._late_frames = 0
-        self._since = clock()
+        self._spent, self._late, self._late_frames, self._since = 0.0, 0.0, 0, self._clock()
 
     def interval(self, base: float) -> float:
         return base * self.scale

@@ -12,6 +12,7 @@ from django.db import connections
 from django.test import Client
 
 from conversations.models import ChatModel, Conversation, Message, Provider, User
+from conversations.pacer import pacer
 from tests.redis_server import PrivateRedis
 from tests.upstream import FakeUpstream
 
@@ -91,6 +92,15 @@ def fast_streams(settings: object) -> None:
     """Short intervals so checkpoints and coalescing happen within a test's time."""
     settings.STREAM_FRAME_INTERVAL = 0.02  # type: ignore[attr-defined]
     settings.STREAM_CHECKPOINT_INTERVAL = 0.05  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _unstretched_frames() -> Iterator[None]:
+    """The frame pacer is one per process: a test that loaded the event loop must not leave
+    the next one with stretched frame intervals."""
+    pacer.reset()
+    yield
+    pacer.reset()
 
 
 @pytest.fixture(autouse=True)
