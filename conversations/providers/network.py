@@ -274,16 +274,18 @@ async def _connected(
     return AsyncioStream(connection, transport)
 
 
-def upstream_client(limits: httpx.Limits, **transport_options: Any) -> httpx.AsyncClient:
-    """An httpx client whose own connections run on `AsyncioBackend`.
-
-    Connections through a proxy named by the environment (HTTPS_PROXY and so on) are httpx's
-    own transports and keep httpcore's default backend. `transport_options`: more arguments
-    for `httpx.AsyncHTTPTransport` (such as `verify`).
-    """
-    transport = httpx.AsyncHTTPTransport(limits=limits, **transport_options)
-    pool = transport._pool  # httpx builds the pool; the backend is chosen before any connection
-    if not isinstance(pool, httpcore.AsyncConnectionPool):  # pragma: no cover
-        raise TypeError(f"unexpected httpx connection pool {type(pool).__name__}")
-    pool._network_backend = AsyncioBackend()
-    return httpx.AsyncClient(transport=transport, timeout=None)  # noqa: S113 (set per request)
+def upstream_client(limits: httpx.Limits, **client_options: Any) -> httpx.AsyncClient:
+    """An httpx client whose connections run on `AsyncioBackend`: direct ones, and those
+    through a proxy named in the environment (HTTPS_PROXY and the like, which httpx honours
+    only for a client that builds its own transports). `client_options`: more arguments
+    for `httpx.AsyncClient` (such as `verify`)."""
+    client = httpx.AsyncClient(limits=limits, timeout=None, **client_options)  # noqa: S113 (set per request)
+    # httpx builds the pools; the backend is chosen before any connection is made.
+    transports = [client._transport, *client._mounts.values()]
+    for transport in transports:
+        pool = getattr(transport, "_pool", None)
+        if transport is not None and not isinstance(pool, httpcore.AsyncConnectionPool):
+            raise TypeError(f"unexpected httpx transport {type(transport).__name__}")
+        if pool is not None:
+            pool._network_backend = AsyncioBackend()
+    return client

@@ -289,6 +289,32 @@ async def test_a_server_that_never_reads_the_request_is_a_write_timeout():
             await client.post(url, content=b"x" * 64 * 1024 * 1024, timeout=0.3)
 
 
+async def test_a_proxy_named_in_the_environment_is_used_on_this_backend(monkeypatch):
+    """Teams behind a corporate proxy set HTTPS_PROXY/HTTP_PROXY: the upstream is reached
+    through it, on the same backend."""
+    request_lines: list[bytes] = []
+
+    async def proxy(reader, writer):
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_lines.append(head.split(b"\r\n", 1)[0])
+            fields = (line.partition(b":") for line in head.split(b"\r\n")[1:] if line)
+            headers = {name.strip().lower(): value.strip() for name, _, value in fields}
+            await reader.readexactly(int(headers.get(b"content-length", b"0")))
+            await answer(reader, writer, "via", " the proxy")
+
+    async with Server(proxy) as server:
+        for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+        config = ProviderConfig("openai-chat", "http://upstream.invalid/v1", max_retries=0)
+        async with Runs().client() as client:
+            assert await text_of(client, config) == "via the proxy"
+            async with client.stream("GET", "http://upstream.invalid/x") as response:
+                assert isinstance(response.extensions["network_stream"], AsyncioStream)
+    assert request_lines[0] == b"POST http://upstream.invalid/v1/chat/completions HTTP/1.1"
+
+
 async def test_the_app_streams_answers_on_this_backend():
     async def handler(reader, writer):
         await read_request(reader)
