@@ -281,11 +281,11 @@ def upstream_client(limits: httpx.Limits, **client_options: Any) -> httpx.AsyncC
     for `httpx.AsyncClient` (such as `verify`)."""
     client = httpx.AsyncClient(limits=limits, timeout=None, **client_options)  # noqa: S113 (set per request)
     # httpx builds the pools; the backend is chosen before any connection is made.
-    transports = [client._transport, *client._mounts.values()]
-    for transport in transports:
+    for transport in [client._transport, *client._mounts.values()]:
+        if transport is None:  # a NO_PROXY entry: no transport of its own
+            continue
         pool = getattr(transport, "_pool", None)
-        if transport is not None and not isinstance(pool, httpcore.AsyncConnectionPool):
+        if not isinstance(pool, httpcore.AsyncConnectionPool):  # proxies' pools are, too
             raise TypeError(f"unexpected httpx transport {type(transport).__name__}")
-        if pool is not None:
-            pool._network_backend = AsyncioBackend()
+        pool._network_backend = AsyncioBackend()
     return client

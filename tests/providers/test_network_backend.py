@@ -307,6 +307,7 @@ async def test_a_proxy_named_in_the_environment_is_used_on_this_backend(monkeypa
         for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "HTTPS_PROXY"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+        monkeypatch.setenv("NO_PROXY", "example.internal")  # a mount without a transport
         config = ProviderConfig("openai-chat", "http://upstream.invalid/v1", max_retries=0)
         async with Runs().client() as client:
             assert await text_of(client, config) == "via the proxy"
