@@ -77,6 +77,8 @@
   const CLOSING_TAGS = /(?:<\/[a-z][a-z0-9]*>\s*)*$/;
   const CLOSING_TAG = /<\/([a-z][a-z0-9]*)>\s*/g;
   const TAG = /<(\/?)([a-z][a-z0-9]*)[^>]*>/g; // attribute values have < and > escaped
+  const TAG_HERE = /<(\/?)([a-z][a-z0-9]*)[^>]*>/y;
+  const NEWLINE_DROPPED = new Set(["pre", "listing", "textarea"]); // right after the start tag
   const VOID_TAGS = new Set(["br", "hr", "img", "wbr"]);
   const TEXT_ONLY = /^[^<&\r\0]+$/;
   const TABLE_PARTS = new Set(["table", "thead", "tbody", "tfoot", "tr"]);
@@ -98,44 +100,213 @@
     return parser.content;
   }
 
-  // Whether `html` closes every element it opens, and nothing else.
-  function balanced(html) {
-    const open = [];
-    for (const [, closing, name] of html.matchAll(TAG)) {
-      if (VOID_TAGS.has(name)) continue;
-      if (!closing) open.push(name);
-      else if (open.pop() !== name) return false;
+  // What `html` adds to `shown` (the tail as last drawn), as pieces to append at the end of
+  // elements that are open there, or null when it is not growth at the end. `shown` ends
+  // with a run of closing tags (whitespace between them); `html` keeps what comes before
+  // some point of that run, then adds text or whole elements, closing some of the run's
+  // elements in order as it goes, and ends with the rest of the run: a word growing in a
+  // list item, new items after it, then a new block after the list. The whitespace that
+  // `shown` had between the closing tags it passes is replaced by what `html` has there.
+  function growthOf(shown, html) {
+    const run = CLOSING_TAGS.exec(shown);
+    if (html.length <= shown.length || !html.startsWith(shown.slice(0, run.index))) return null;
+    const tags = Array.from(run[0].matchAll(CLOSING_TAG), (match) => {
+      const start = run.index + match.index;
+      return { name: match[1], start, end: start + match[1].length + 3 };
+    }); // innermost first
+    let from = 0; // the closing tags that html still has where shown has them
+    while (from < tags.length && html.startsWith(shown.slice(run.index, tags[from].end), run.index)) from++;
+    const at = from ? tags[from - 1].end : run.index;
+    for (let to = from; to <= tags.length; to++) {
+      const kept = to < tags.length ? tags[to].start : shown.length; // shown[kept:] stays
+      const end = html.length - (shown.length - kept);
+      if (end < at || !html.endsWith(shown.slice(kept))) continue;
+      const pieces = piecesOf(html.slice(at, end), tags, from, to);
+      if (pieces) return { tags, from, pieces, afterTag: !from && shown[at - 1] === ">" };
     }
-    return open.length === 0;
+    return null;
   }
 
-  // Adds to the tail's DOM what `html` adds to `shown`, if that is an insertion before one
-  // of the closing tags that end `shown` (a sentence growing, a list gaining an item) of
-  // text, or of elements it closes itself; false when it needs a whole parse.
-  function growTail(tail, shown, html) {
-    const run = CLOSING_TAGS.exec(shown);
-    if (html.length <= shown.length || !html.startsWith(shown.slice(0, run.index))) return false;
-    const tags = Array.from(run[0].matchAll(CLOSING_TAG)); // innermost first
-    for (let depth = tags.length; depth >= 0; depth--) {
-      const at = depth ? tags[tags.length - depth].index : run[0].length; // in the run
-      const kept = run.index + at;
-      if (!html.startsWith(run[0].slice(0, at), run.index)) return false;
-      if (!html.endsWith(shown.slice(kept))) continue;
-      const added = html.slice(kept, html.length - (shown.length - kept));
-      if (added[0] === "\n" && shown[kept - 1] === ">") return false; // <pre> drops that newline
-      const text = TEXT_ONLY.test(added);
-      if (!text && !balanced(added)) continue;
-      let node = tail;
-      for (const [, name] of tags.slice(tags.length - depth).reverse()) {
-        node = node.lastElementChild;
-        if (!node || node.localName !== name) return false;
+  // `added` cut where it closes the run's elements `from` to `to` (exclusive), in order:
+  // each piece closes every element it opens; null if `added` does anything else.
+  function piecesOf(added, tags, from, to) {
+    if (/[\r\0]/.test(added)) return null; // the parser rewrites these with what came before
+    const pieces = [];
+    const open = []; // elements opened in the current piece
+    let level = from;
+    let start = 0; // of the current piece
+    let loose = false; // whether it has text outside its elements
+    let last = 0; // the end of the last tag
+    for (const match of added.matchAll(TAG)) {
+      const [tag, closing, name] = match;
+      if (!open.length && /\S/.test(added.slice(last, match.index))) loose = true;
+      last = match.index + tag.length;
+      if (VOID_TAGS.has(name)) continue;
+      if (!closing) open.push(name);
+      else if (open.length) {
+        if (open.pop() !== name) return null;
+      } else {
+        if (level === to || tags[level].name !== name) return null;
+        pieces.push({ level, html: added.slice(start, match.index), loose });
+        level++;
+        start = last;
+        loose = false;
       }
-      if (TABLE_PARTS.has(node.localName)) return false; // text there would move out
-      if (text) node.append(added); // a text node of its own: extending a long one costs more
-      else node.insertAdjacentHTML("beforeend", added);
-      return true;
     }
-    return false;
+    if (open.length || level !== to) return null;
+    if (/\S/.test(added.slice(last))) loose = true;
+    pieces.push({ level, html: added.slice(start), loose });
+    return pieces;
+  }
+
+  // Applies to the tail's DOM what `html` adds to `shown` (see growthOf); false when that
+  // needs a whole parse.
+  function growTail(tail, shown, html) {
+    const growth = growthOf(shown, html);
+    if (!growth) return false;
+    const { tags, pieces } = growth;
+    const open = []; // the elements of the closing tags, innermost first, then the tail
+    let node = tail;
+    for (let i = tags.length - 1; i >= 0; i--) {
+      node = node.lastElementChild;
+      if (!node || node.localName !== tags[i].name) return false;
+      open[i] = node;
+    }
+    open.push(tail);
+    for (const { level, html: added, loose } of pieces) {
+      if (loose && TABLE_PARTS.has(open[level].localName)) return false; // text there would move out
+      for (let after = level && open[level - 1].nextSibling; after; after = after.nextSibling) {
+        if (after.nodeType !== Node.TEXT_NODE) return false; // not what shown says
+      }
+    }
+    if (growth.afterTag && pieces[0].html[0] === "\n") return false; // <pre> drops that newline
+    for (const { level, html: added } of pieces) {
+      if (level) while (open[level - 1].nextSibling) open[level - 1].nextSibling.remove();
+      if (!added) continue;
+      const parent = open[level];
+      if (TEXT_ONLY.test(added)) parent.append(added); // a text node of its own: extending a long one costs more
+      else parent.insertAdjacentHTML("beforeend", added);
+    }
+    return true;
+  }
+
+  // How long a start `html` shares with `shown`.
+  function sharedLength(shown, html) {
+    let low = 0;
+    let high = Math.min(shown.length, html.length);
+    while (low < high) {
+      const mid = (low + high + 1) >> 1;
+      if (html.startsWith(shown.slice(0, mid))) low = mid;
+      else high = mid - 1;
+    }
+    return low;
+  }
+
+  // From `at` (outside any tag) to the end of `html`: the elements open at `at` in the order
+  // they close (name, where the closing tag starts, how many child elements start after
+  // `at`), then how many of the tail's own elements start after it; null if tags mismatch.
+  function closingsAfter(html, at) {
+    const levels = [];
+    const open = [];
+    let after = 0;
+    TAG.lastIndex = at;
+    for (let match; (match = TAG.exec(html)); ) {
+      const [, closing, name] = match;
+      if (VOID_TAGS.has(name)) {
+        if (!open.length) after++;
+      } else if (!closing) {
+        if (!open.length) after++;
+        open.push(name);
+      } else if (open.length) {
+        if (open.pop() !== name) return null;
+      } else {
+        levels.push({ name, close: match.index, after });
+        after = 0;
+      }
+    }
+    return open.length ? null : { levels, after };
+  }
+
+  // Where the start tag of the `count`-th element open at `at` (1: the innermost) starts.
+  function openedAt(html, at, count) {
+    let depth = 0;
+    for (let i = html.lastIndexOf("<", at - 1); i >= 0; i = html.lastIndexOf("<", i - 1)) {
+      TAG_HERE.lastIndex = i;
+      const match = TAG_HERE.exec(html);
+      if (!match) return -1;
+      if (VOID_TAGS.has(match[2])) continue;
+      if (match[1]) depth++;
+      else if (depth) depth--;
+      else if (--count === 0) return i;
+    }
+    return -1;
+  }
+
+  // Whether `html` has text outside its elements (in a table, a parse moves it out).
+  function hasLooseText(html) {
+    let depth = 0;
+    let last = 0;
+    for (const match of html.matchAll(TAG)) {
+      if (!depth && /\S/.test(html.slice(last, match.index))) return true;
+      last = match.index + match[0].length;
+      if (!VOID_TAGS.has(match[2])) depth += match[1] ? -1 : 1;
+    }
+    return /\S/.test(html.slice(last));
+  }
+
+  // The tail changed near its end other than by growth (a table row's cells filled in,
+  // emphasis closed, a code token lexed anew): re-draws from the node where `html` first
+  // differs from `shown` to the end of the innermost element around that point which
+  // `html` closes with the same text after it as `shown` does. What comes before stays
+  // (and is not laid out again). False when it cannot tell, or all would be re-drawn.
+  function redrawChange(tail, shown, html) {
+    let at = sharedLength(shown, html);
+    const tagStart = shown.lastIndexOf("<", at - 1);
+    if (tagStart > shown.lastIndexOf(">", at - 1)) at = tagStart; // not inside a tag
+    const was = closingsAfter(shown, at);
+    const now = closingsAfter(html, at);
+    if (!was || !now || was.levels.length !== now.levels.length) return false;
+    const depth = was.levels.length; // the tail's level; 0 is the innermost element
+    let level = 0;
+    for (; level < depth; level++) {
+      if (was.levels[level].name !== now.levels[level].name) return false;
+      const rest = shown.slice(was.levels[level].close);
+      if (html.length - now.levels[level].close === rest.length && html.endsWith(rest)) break;
+    }
+    // The elements of the levels from the tail down to `level`, found from their ends.
+    const elements = [];
+    let node = tail;
+    for (let i = depth - 1; i >= level - 1 && i >= 0; i--) {
+      const after = i + 1 < depth ? was.levels[i + 1].after : was.after;
+      node = node.children[node.children.length - 1 - after];
+      if (!node || node.localName !== was.levels[i].name) return false;
+      elements[i] = node;
+    }
+    const parent = level < depth ? elements[level] : tail;
+    const end = level < depth ? now.levels[level].close : html.length;
+    let from; // where the re-drawn part starts in both
+    let first; // the first node re-drawn (null: none, only additions)
+    if (level === 0) {
+      from = shown.lastIndexOf(">", at - 1) + 1;
+      const kept = parent.children.length - (depth ? was.levels[0].after : was.after);
+      first = kept ? parent.children[kept - 1].nextSibling : parent.firstChild;
+    } else {
+      from = openedAt(shown, at, level);
+      first = elements[level - 1];
+    }
+    const added = html.slice(from, end);
+    if (from < 0 || /[\r\0]/.test(added)) return false;
+    if (parent === tail && first === tail.firstChild) return false; // morph keeps what it can
+    if (TABLE_PARTS.has(parent.localName) && hasLooseText(added)) return false;
+    const previous = first ? first.previousSibling : parent.lastChild;
+    if (added[0] === "\n" && !previous && NEWLINE_DROPPED.has(parent.localName)) return false;
+    while (first) {
+      const gone = first;
+      first = first.nextSibling;
+      gone.remove();
+    }
+    parent.insertAdjacentHTML("beforeend", added);
+    return true;
   }
 
   function sameKind(a, b) {
@@ -209,7 +380,9 @@
       target.insertAdjacentHTML("beforeend", part.html);
     } else if (part.name === "tail") {
       const shown = shownTails.get(target);
-      if (shown === undefined || !growTail(target, shown, part.html)) morph(target, parsed(part.html));
+      const drawn = shown !== undefined
+        && (growTail(target, shown, part.html) || redrawChange(target, shown, part.html));
+      if (!drawn) morph(target, parsed(part.html));
       shownTails.set(target, part.html);
     } else {
       target.append(parsed(part.html).textContent); // escaped text, decoded; never HTML
