@@ -7,7 +7,9 @@ which carries `bench:n=50,d=0.02,t=0,k=ab12`:
 - n: tokens, one per SSE chunk (or b: bytes, at PIECE characters a token);
 - d: seconds between tokens (0: as fast as the socket takes them);
 - t: time to first byte (seconds before the response head);
-- k: a nonce naming this answer's stamps.
+- k: a nonce naming this answer's stamps;
+- m: which Markdown: `mixed` (the default: short sections of every kind) or `long` (one long
+  table, then one long code block: blocks that stay open for hundreds of frames).
 
 Tokens are PIECE characters of a Markdown document (headings, prose, lists, code, tables), as
 real answers are about four characters a token. Token 0, every STAMP_EVERY-th token and the
@@ -82,6 +84,7 @@ class Spec:
     delay: float = 0.0
     ttfb: float = 0.0
     nonce: str = "x"
+    document: str = "mixed"
     received_us: int = 0
 
     @classmethod
@@ -100,10 +103,13 @@ class Spec:
                 spec.ttfb = float(value)
             elif key == "k":
                 spec.nonce = value
+            elif key == "m" and value in DOCUMENTS:
+                spec.document = value
         return spec
 
     def token(self, seq: int) -> str:
-        piece = PIECES[seq % len(PIECES)]
+        pieces = DOCUMENTS[self.document]
+        piece = pieces[seq % len(pieces)]
         if seq % STAMP_EVERY and seq != self.tokens - 1:
             return piece
         stamp = f" Z{self.nonce}-{seq}-{now_us()} "
@@ -159,8 +165,27 @@ def markdown_document(size: int) -> str:
     return "".join(parts)[:size]
 
 
+def long_blocks_document(size: int) -> str:
+    """Deterministic Markdown of about `size` characters: one table, then one code block."""
+    half = size // 2
+    rows, n = ["| n | name | triple |\n|---|---|---|\n"], 0
+    while sum(map(len, rows)) < half:
+        n += 1
+        rows.append(f"| {n} | {WORDS[n % len(WORDS)]} number {n} | {n * 3} |\n")
+    lines, n = ["\n```python\ndef run(value):\n"], 0
+    while sum(map(len, rows + lines)) < size - 5:
+        n += 1
+        lines.append(f"    value = step_{n}(value, {n})  # {WORDS[n % len(WORDS)]}\n")
+    return "".join(rows + lines) + "```\n"
+
+
+def pieces(text: str) -> list[str]:
+    return [text[i : i + PIECE] for i in range(0, len(text), PIECE)]
+
+
 DOCUMENT = markdown_document(64_000)
-PIECES = [DOCUMENT[i : i + PIECE] for i in range(0, len(DOCUMENT), PIECE)]
+# The browser benchmark streams 20 KB of `long`: about 10 KB of table, then 10 KB of code.
+DOCUMENTS = {"mixed": pieces(DOCUMENT), "long": pieces(long_blocks_document(20_000))}
 
 
 class Upstream:
