@@ -100,6 +100,13 @@ def apply(page: Page, live: LiveServer, found: list[tuple[str, str, str]]) -> di
     return dict(page.evaluate(APPLY, [PK, found]))
 
 
+def apply_tails(page: Page, live: LiveServer, tails: list[str]) -> dict:
+    """Frames that only replace the open tail, in turn; each must leave exactly its HTML."""
+    result = apply(page, live, [(frames.delta(PK, "", tail, ""), "", tail) for tail in tails])
+    assert result["index"] is None, result
+    return result
+
+
 DOCUMENT = (
     "## Section 1\n\nThe relay, with **bold** and `code` in it.\n\n"
     "- first token\n- second item\n- third item\n\n"
@@ -157,9 +164,7 @@ GROWTH = {
 def test_growth_at_the_end_is_applied_without_a_whole_parse(
     page: Page, live: LiveServer, name: str
 ) -> None:
-    found = [(frames.delta(PK, "", tail, ""), "", tail) for tail in GROWTH[name]]
-    result = apply(page, live, found)
-    assert result["index"] is None, result
+    result = apply_tails(page, live, GROWTH[name])
     assert result["wholeParses"] == [0]
 
 
@@ -186,9 +191,7 @@ CHANGED = {
 def test_a_change_near_the_end_is_redrawn_from_there(
     page: Page, live: LiveServer, name: str
 ) -> None:
-    found = [(frames.delta(PK, "", tail, ""), "", tail) for tail in CHANGED[name]]
-    result = apply(page, live, found)
-    assert result["index"] is None, result
+    result = apply_tails(page, live, CHANGED[name])
     assert result["wholeParses"] == [0]
     assert result["firstKept"] is True
 
@@ -211,8 +214,5 @@ RESHAPED = {
 def test_a_reshaped_tail_is_parsed_whole_and_drawn_exactly(
     page: Page, live: LiveServer, name: str
 ) -> None:
-    tails = RESHAPED[name]
-    found = [(frames.delta(PK, "", tail, ""), "", tail) for tail in tails]
-    result = apply(page, live, found)
-    assert result["index"] is None, result
-    assert result["wholeParses"] == list(range(len(tails)))
+    result = apply_tails(page, live, RESHAPED[name])
+    assert result["wholeParses"] == list(range(len(RESHAPED[name])))
