@@ -108,8 +108,8 @@ class Spec:
         return spec
 
     def token(self, seq: int) -> str:
-        pieces = DOCUMENTS[self.document]
-        piece = pieces[seq % len(pieces)]
+        tokens = DOCUMENTS[self.document]
+        piece = tokens[seq % len(tokens)]
         if seq % STAMP_EVERY and seq != self.tokens - 1:
             return piece
         stamp = f" Z{self.nonce}-{seq}-{now_us()} "
@@ -167,25 +167,24 @@ def markdown_document(size: int) -> str:
 
 def long_blocks_document(size: int) -> str:
     """Deterministic Markdown of about `size` characters: one table, then one code block."""
-    half = size // 2
-    rows, n = ["| n | name | triple |\n|---|---|---|\n"], 0
-    while sum(map(len, rows)) < half:
+    text, n = "| n | name | triple |\n|---|---|---|\n", 0
+    while len(text) < size // 2:
         n += 1
-        rows.append(f"| {n} | {WORDS[n % len(WORDS)]} number {n} | {n * 3} |\n")
-    lines, n = ["\n```python\ndef run(value):\n"], 0
-    while sum(map(len, rows + lines)) < size - 5:
+        text += f"| {n} | {WORDS[n % len(WORDS)]} number {n} | {n * 3} |\n"
+    text, n = text + "\n```python\ndef run(value):\n", 0
+    while len(text) < size - 5:
         n += 1
-        lines.append(f"    value = step_{n}(value, {n})  # {WORDS[n % len(WORDS)]}\n")
-    return "".join(rows + lines) + "```\n"
+        text += f"    value = step_{n}(value, {n})  # {WORDS[n % len(WORDS)]}\n"
+    return text + "```\n"
 
 
-def pieces(text: str) -> list[str]:
+def as_tokens(text: str) -> list[str]:
     return [text[i : i + PIECE] for i in range(0, len(text), PIECE)]
 
 
 DOCUMENT = markdown_document(64_000)
 # The browser benchmark streams 20 KB of `long`: about 10 KB of table, then 10 KB of code.
-DOCUMENTS = {"mixed": pieces(DOCUMENT), "long": pieces(long_blocks_document(20_000))}
+DOCUMENTS = {"mixed": as_tokens(DOCUMENT), "long": as_tokens(long_blocks_document(20_000))}
 
 
 class Upstream:

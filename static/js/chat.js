@@ -209,8 +209,8 @@
     const levels = [];
     const open = [];
     let after = 0;
-    TAG.lastIndex = at;
-    for (let match; (match = TAG.exec(html)); ) {
+    // A slice, not TAG.lastIndex: matchAll elsewhere starts where a shared regex last stopped.
+    for (const match of html.slice(at).matchAll(TAG)) {
       const [, closing, name] = match;
       if (VOID_TAGS.has(name)) {
         if (!open.length) after++;
@@ -220,7 +220,7 @@
       } else if (open.length) {
         if (open.pop() !== name) return null;
       } else {
-        levels.push({ name, close: match.index, after });
+        levels.push({ name, close: at + match.index, after });
         after = 0;
       }
     }

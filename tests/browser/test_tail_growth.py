@@ -60,10 +60,18 @@ APPLY = """
   socket.close(); // only its listeners are wanted
   let shownBlocks = "";
   const wholeParses = [];
+  let allKept = true; // every node a frame found (whitespace aside) was still there after it
   try {
     for (const [index, [frame, newBlocks, tailHtml]] of steps.entries()) {
       const before = parses;
+      const drawn = [];
+      for (const walker = document.createTreeWalker(tail); walker.nextNode(); ) {
+        if (walker.currentNode.nodeType === Node.ELEMENT_NODE || walker.currentNode.data.trim()) {
+          drawn.push(walker.currentNode);
+        }
+      }
       socket.dispatchEvent(new MessageEvent("message", { data: frame }));
+      if (!drawn.every((node) => node.isConnected)) allKept = false;
       if (parses > before) wholeParses.push(index);
       if (index === 0 && tail.firstChild) tail.firstChild.keptMark = true; // an expando, not markup
       shownBlocks += newBlocks;
@@ -71,7 +79,7 @@ APPLY = """
         return { index, got: tail.innerHTML, want: tailHtml, wholeParses };
       }
     }
-    return { index: null, wholeParses, firstKept: tail.firstChild?.keptMark === true };
+    return { index: null, wholeParses, allKept, firstKept: tail.firstChild?.keptMark === true };
   } finally {
     delete HTMLTemplateElement.prototype.innerHTML;
     article.remove();
@@ -135,8 +143,9 @@ def test_every_frame_leaves_exactly_the_parsed_html(
         assert result["index"] is None, (text, result)
 
 
-# Each frame only adds at the end of what the last one drew: the page must never parse the
-# open tail whole again (only the first frame, which has nothing drawn yet, is parsed).
+# Frames drawn in place, never parsed whole (only the first frame, with nothing drawn yet,
+# is), keeping every node before the change (the first one is checked). Growth at the end is
+# appended: every node drawn before stays (the whitespace between closing tags aside).
 GROWTH = {
     "a word grows": ["<p>a</p>\n", "<p>a wor</p>\n", "<p>a word</p>\n"],
     "list items, then a block after the list": [
@@ -158,18 +167,7 @@ GROWTH = {
         '<span class="nf">step</span><span class="p">(</span>\n</code></pre>\n',
     ],
 }
-
-
-@pytest.mark.parametrize("name", list(GROWTH))
-def test_growth_at_the_end_is_applied_without_a_whole_parse(
-    page: Page, live: LiveServer, name: str
-) -> None:
-    result = apply_tails(page, live, GROWTH[name])
-    assert result["wholeParses"] == [0]
-
-
-# Frames that change the tail near its end: the page re-draws from the change to the end of
-# the innermost element around it, keeping every node before it (the first one is checked).
+# A change near the end is redrawn from there to the end of the innermost element around it.
 CHANGED = {
     "emphasis closes": ["<p>a **bo</p>\n", "<p>a <strong>bold</strong></p>\n"],
     # markdown-it draws a row's missing cells empty: the row fills in before it ends.
@@ -187,13 +185,14 @@ CHANGED = {
 }
 
 
-@pytest.mark.parametrize("name", list(CHANGED))
-def test_a_change_near_the_end_is_redrawn_from_there(
-    page: Page, live: LiveServer, name: str
+@pytest.mark.parametrize(("name", "tails"), [*GROWTH.items(), *CHANGED.items()])
+def test_growth_and_changes_near_the_end_are_drawn_in_place(
+    page: Page, live: LiveServer, name: str, tails: list[str]
 ) -> None:
-    result = apply_tails(page, live, CHANGED[name])
+    result = apply_tails(page, live, tails)
     assert result["wholeParses"] == [0]
     assert result["firstKept"] is True
+    assert result["allKept"] is True or name in CHANGED
 
 
 # Frames the page must parse whole to draw them as a parse of the frame would.
