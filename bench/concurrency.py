@@ -81,8 +81,10 @@ async def streaming(ctx: Context, site: Site, tabs: list[Tab], ramp: float, stea
     if together:
         report.info(NAME, f"{count} answers: delivery lag while all stream", summary(window))
     report.info(NAME, f"{count} answers: delivery lag, whole run incl. ramp", summary(lags(answers)))  # fmt: skip
-    report.info(NAME, f"{count} answers: tokens delivered / worker CPU per token",
-                f"{delivered:,} of {expected:,} / {worker_cpu / max(delivered, 1) * 1e6:.0f} µs")  # fmt: skip
+    frames = sum(a.frames for a in answers)
+    report.info(NAME, f"{count} answers: tokens delivered / frames / worker CPU per token",
+                f"{delivered:,} of {expected:,} / {frames:,} ({delivered / max(frames, 1):.1f} tokens each)"
+                f" / {worker_cpu / max(delivered, 1) * 1e6:.0f} µs")  # fmt: skip
     report.info(NAME, f"{count} answers: CPU used", meter.read())
     peak = max(rss, default=base) - base
     if together and failed <= count // 10:

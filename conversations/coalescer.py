@@ -1,17 +1,24 @@
 """Batches streamed deltas into frames (the first at once, then one per interval, stretched
 under load by the pacer) and renders the Markdown incrementally: finished blocks once, only
-the open tail again."""
+the open tail again.
+
+While an answer streams, the coalescer also paces its socket reads (`pacing_reads`): a frame
+goes out when the read that follows the text finds it due, and no read happens before the
+next frame is due. Batching text that way costs nothing in delay (no frame could go out
+sooner), and what the upstream sent meanwhile is read, parsed and added in one go.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from conversations.pacer import pacer
+from conversations.providers import network
 from conversations.rendering import IncrementalRenderer
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
@@ -50,6 +57,7 @@ class DeltaCoalescer:
         self._timer: asyncio.Task[None] | None = None
         self._timer_sleeping = False
         self._lock = asyncio.Lock()  # keeps frames in order when the timer and close race
+        self._reads_paced = False
 
     def snapshot(self) -> LiveState:
         return LiveState("".join(self._blocks), self._tail, "".join(self._reasoning_sent))
@@ -59,11 +67,39 @@ class DeltaCoalescer:
             self._text.append(text)
         if reasoning:
             self._reasoning.append(reasoning)
+        if self._reads_paced:
+            return  # published before the next read, with whatever else this read brought
         wait = self._last_flush + pacer.interval(self._interval) - time.monotonic()
         if wait <= 0:
             await self.flush()
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_later(wait))
+
+    @contextlib.contextmanager
+    def pacing_reads(self) -> Iterator[None]:
+        """In this block, in this task, every upstream socket read first awaits
+        `_before_read`, and `add` only collects."""
+        token = network.before_read.set(self._before_read)
+        self._reads_paced = True
+        try:
+            yield
+        finally:
+            self._reads_paced = False
+            network.before_read.reset(token)
+
+    async def _before_read(self) -> None:
+        """Everything read so far has been added: publish it once its frame is due, then
+        let the socket gather until the next frame is due (nothing could go out before)."""
+        if self._text or self._reasoning:
+            await self._until_due()
+            await self.flush()
+        await self._until_due()
+
+    async def _until_due(self) -> None:
+        due = self._last_flush + pacer.interval(self._interval)
+        if due > time.monotonic():
+            await asyncio.sleep(due - time.monotonic())
+            pacer.late(time.monotonic() - due)
 
     async def _flush_later(self, delay: float) -> None:
         due = time.monotonic() + delay

@@ -160,14 +160,15 @@ class Generation:
     async def run(self, client: httpx.AsyncClient) -> None:
         checkpoints = asyncio.create_task(self._checkpoint_loop())
         try:
-            async for event in stream_events(
-                client,
-                self.job.protocol,
-                self.job.config,
-                self.job.request,
-                on_attempt=self._on_attempt,
-            ):
-                await self._apply(event)
+            with self.coalescer.pacing_reads():
+                async for event in stream_events(
+                    client,
+                    self.job.protocol,
+                    self.job.config,
+                    self.job.request,
+                    on_attempt=self._on_attempt,
+                ):
+                    await self._apply(event)
         except asyncio.CancelledError:
             await self._end(checkpoints, Message.Status.CANCELLED)
             raise

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 
 from chatsite.layers import redis_layer
 from conversations.models import Message
+from conversations.providers.network import AsyncioStream
 from conversations.rendering import render_markdown
 from conversations.runs import Runs, publisher
 from conversations.streaming import Generation, load_job
@@ -113,6 +114,35 @@ async def test_first_delta_is_published_at_once_and_later_ones_are_coalesced(
     # Finished blocks are sent once: together with the last tail they are the final HTML.
     streamed = "".join(f["blocks"] for f in deltas) + deltas[-1]["tail"]
     assert streamed.count("t0 ") == 1
+
+
+async def test_the_upstream_is_read_once_a_frame_not_once_a_token(
+    alice, chat_model, upstream, monkeypatch
+):
+    reads = 0
+    read = AsyncioStream.read
+
+    async def counted(self: AsyncioStream, *args: Any, **kwargs: Any) -> bytes:
+        nonlocal reads
+        reads += 1
+        return await read(self, *args, **kwargs)
+
+    monkeypatch.setattr(AsyncioStream, "read", counted)
+    pieces = [f"t{i} " for i in range(200)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.002))
+    message = await start_exchange(alice, chat_model)
+    frames: list[dict[str, Any]] = []
+
+    saved = await run_to_end(message, frames)
+
+    deltas = [f for f in frames if f["type"] == "chat.delta"]
+    assert "".join(f["text"] for f in deltas) == saved.content == "".join(pieces)
+    assert deltas[0]["text"] == "t0 "  # the first token still goes at once
+    # Tokens that came while a frame was not yet due waited in the socket: one read a frame
+    # (and one for the headers), where an unpaced reader reads once a token.
+    assert reads <= len(deltas) + 3
+    assert reads < len(pieces) / 4
+    assert len(deltas) <= reads  # and what one read brought goes out in one frame
 
 
 async def test_stop_cancels_the_upstream_request_and_keeps_the_partial_text(

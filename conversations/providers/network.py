@@ -4,7 +4,7 @@ An answer streamed at reading speed arrives one small chunk per socket read, so 
 read costs is paid per token. httpcore's default backend goes through anyio, which spends
 a cancel scope (for the timeout) and an extra trip round the event loop on every read:
 with a few hundred answers at once that was most of a core. This backend keeps each
-connection's received chunks in its asyncio protocol and hands them over directly; the
+connection's received bytes in its asyncio protocol and hands them over directly; the
 read timeout (the longest silence allowed) is one timer per connection, pushed back lazily,
 not a timer per read. HTTP itself (h11, pooling, TLS through `ssl`) stays httpx's and
 httpcore's.
@@ -13,11 +13,11 @@ httpcore's.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import contextvars
 import math
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -31,6 +31,15 @@ HIGH_WATER = 256 * 1024  # bytes buffered unread before the socket stops being r
 LOW_WATER = 64 * 1024
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended head start per address
 
+# Awaited by a read, in the reading task, before it takes bytes from the socket: by then the
+# layers above have handled everything read before. A streaming answer sets it to publish its
+# frame and sleep until the next one is due; tokens that arrive meanwhile wait in the buffer
+# and come up in one read, so waking the task and climbing httpcore's and httpx's layers is
+# paid once a frame, not once a token.
+before_read: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "before_read", default=None
+)
+
 
 class _Connection(asyncio.Protocol):
     """One socket's received bytes and state, filled by the event loop's callbacks."""
@@ -38,8 +47,9 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.chunks: collections.deque[bytes] = collections.deque()
-        self.buffered = 0
+        # Copied out of each received bytes object: a small one that came from a 256 KiB
+        # recv() can pin a page or more of the allocator while it waits to be read.
+        self.received = bytearray()
         self.eof = False
         self.lost = False
         self.error: BaseException | None = None
@@ -57,9 +67,8 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        self.chunks.append(data)
-        self.buffered += len(data)
-        if self.buffered > HIGH_WATER and not self.reading_paused and self.transport:
+        self.received += data
+        if len(self.received) > HIGH_WATER and not self.reading_paused and self.transport:
             self.reading_paused = True
             self.transport.pause_reading()
         self._wake()
@@ -129,18 +138,19 @@ class _Connection(asyncio.Protocol):
             self.timer, self.timer_at = None, math.inf
 
     def take(self, max_bytes: int) -> bytes:
-        if not self.chunks:
+        received = self.received
+        if not received:
             if self.error is not None:
                 raise httpcore.ReadError(str(self.error) or type(self.error).__name__)
             return b""  # end of stream
-        chunk = self.chunks.popleft()
-        while self.chunks and len(chunk) + len(self.chunks[0]) <= max_bytes:
-            chunk += self.chunks.popleft()  # what came while the reader was busy, in one go
-        if len(chunk) > max_bytes:
-            self.chunks.appendleft(chunk[max_bytes:])
-            chunk = chunk[:max_bytes]
-        self.buffered -= len(chunk)
-        if self.reading_paused and self.buffered <= LOW_WATER and self.transport:
+        # Everything that came while the reader was busy, in one go.
+        if len(received) <= max_bytes:
+            chunk = bytes(received)
+            received.clear()
+        else:
+            chunk = bytes(received[:max_bytes])
+            del received[:max_bytes]
+        if self.reading_paused and len(received) <= LOW_WATER and self.transport:
             self.reading_paused = False
             self.transport.resume_reading()
         return chunk
@@ -153,7 +163,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         connection = self._connection
-        if not connection.chunks and not connection.eof:
+        pace = before_read.get()
+        if pace is not None:
+            await pace()
+        if not connection.received and not connection.eof:
             await connection.wait_readable(timeout)
         return connection.take(max_bytes)
 
@@ -220,7 +233,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             # An idle pooled connection with data or EOF waiting has been closed or broken
             # by the server: httpcore drops it instead of sending a request on it.
             connection = self._connection
-            return bool(connection.chunks) or connection.eof
+            return bool(connection.received) or connection.eof
         return None
 
 

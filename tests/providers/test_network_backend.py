@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 from conversations.providers import get_protocol
 from conversations.providers.base import ChatRequest, ProviderConfig, TextDelta, Turn
-from conversations.providers.network import HIGH_WATER, AsyncioStream, upstream_client
+from conversations.providers.network import HIGH_WATER, AsyncioStream, before_read, upstream_client
 from conversations.providers.transport import stream_events
 from conversations.runs import Runs
 from tests.upstream import chat_completion_stream
@@ -261,8 +261,37 @@ async def test_unread_data_stops_the_socket_being_read_and_none_is_lost():
                 received += data
                 if len(received) < 1024 * 1024:
                     await asyncio.sleep(0.05)  # a slow reader: the server gets ahead
-                    assert stream._connection.buffered <= HIGH_WATER + 256 * 1024
+                    assert len(stream._connection.received) <= HIGH_WATER + 256 * 1024
         assert received == blob
+
+
+async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile():
+    texts = [f"t{n} " for n in range(20)]
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(HEAD)
+        for data in stream_chunks(*texts):
+            writer.write(chunk(data))
+            await writer.drain()
+            await asyncio.sleep(0.005)  # a token every 5 ms, each in its own segment
+        writer.write(b"0\r\n\r\n")
+
+    paced: list[float] = []
+
+    async def pace() -> None:  # as a streaming answer does: no read before its next frame
+        paced.append(time.monotonic())
+        await asyncio.sleep(0.1)
+
+    async with Server(handler) as server, upstream_client(httpx.Limits()) as client:
+        token = before_read.set(pace)
+        try:
+            assert await text_of(client, server.config()) == "".join(texts)
+        finally:
+            before_read.reset(token)
+        assert await text_of(client, server.config()) == "".join(texts)  # unset: not paced
+    # 22 chunks over about 0.1 s: each read takes what the pause let gather, not one token.
+    assert 1 <= len(paced) <= 8
 
 
 async def test_a_large_request_body_waits_for_the_server_to_read_it():
