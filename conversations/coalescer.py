@@ -23,6 +23,12 @@ from conversations.rendering import IncrementalRenderer
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
+# The most of an answer's time that re-rendering its open tail may take. A long table or code
+# block costs more to render with every frame (its whole block again); spacing its frames by
+# that cost keeps the render work of a whole answer linear in its length, and one long
+# listing from holding the event loop for everyone else.
+TAIL_RENDER_SHARE = 0.25
+
 
 @dataclass(frozen=True)
 class LiveState:
@@ -58,6 +64,7 @@ class DeltaCoalescer:
         self._timer_sleeping = False
         self._lock = asyncio.Lock()  # keeps frames in order when the timer and close race
         self._reads_paced = False
+        self._render_seconds = 0.0  # what rendering the last frame took
 
     def snapshot(self) -> LiveState:
         return LiveState("".join(self._blocks), self._tail, "".join(self._reasoning_sent))
@@ -69,7 +76,7 @@ class DeltaCoalescer:
             self._reasoning.append(reasoning)
         if self._reads_paced:
             return  # published before the next read, with whatever else this read brought
-        wait = self._last_flush + pacer.interval(self._interval) - time.monotonic()
+        wait = self._last_flush + self._frame_interval() - time.monotonic()
         if wait <= 0:
             await self.flush()
         elif self._timer is None:
@@ -96,10 +103,13 @@ class DeltaCoalescer:
         await self._until_due()
 
     async def _until_due(self) -> None:
-        due = self._last_flush + pacer.interval(self._interval)
+        due = self._last_flush + self._frame_interval()
         if due > time.monotonic():
             await asyncio.sleep(due - time.monotonic())
             pacer.late(time.monotonic() - due)
+
+    def _frame_interval(self) -> float:
+        return max(pacer.interval(self._interval), self._render_seconds / TAIL_RENDER_SHARE)
 
     async def _flush_later(self, delay: float) -> None:
         due = time.monotonic() + delay
@@ -133,7 +143,8 @@ class DeltaCoalescer:
         if text:
             started = time.perf_counter()
             update = self._renderer.feed(text)
-            pacer.spent(time.perf_counter() - started)
+            self._render_seconds = time.perf_counter() - started
+            pacer.spent(self._render_seconds)
             blocks, self._tail = update.new_blocks_html, update.tail_html
         frame = {
             "type": "chat.delta",

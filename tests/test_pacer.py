@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
 
 from conversations import pacer as pacing
-from conversations.coalescer import DeltaCoalescer
+from conversations.coalescer import TAIL_RENDER_SHARE, DeltaCoalescer
 from conversations.pacer import FramePacer
+from conversations.rendering import IncrementalRenderer
+from conversations.rendering.incremental import RenderUpdate
 
 
 class Clock:
@@ -124,3 +127,32 @@ async def test_the_coalescer_sends_fewer_larger_frames_when_the_pacer_stretches(
     normal = await frames_for(monkeypatch, 1.0)
     stretched = await frames_for(monkeypatch, 5.0)
     assert len(stretched) * 2.5 < len(normal)
+
+
+async def test_an_answer_whose_tail_is_slow_to_render_gets_frames_spaced_by_that_cost(
+    monkeypatch,
+):
+    """A long open table or code block costs more to render every frame: its frames spread
+    out so rendering takes at most TAIL_RENDER_SHARE of the answer's time."""
+    monkeypatch.setattr(pacing.pacer, "spent", lambda seconds: None)  # hold the scale at 1
+    feed = IncrementalRenderer.feed
+    cost = 0.02
+
+    def slow_feed(self: IncrementalRenderer, delta: str) -> RenderUpdate:
+        time.sleep(cost)  # what a few hundred lines of highlighted code take
+        return feed(self, delta)
+
+    monkeypatch.setattr(IncrementalRenderer, "feed", slow_feed)
+    sent: list[float] = []
+
+    async def publish(frame: dict) -> None:
+        sent.append(time.monotonic())
+
+    coalescer = DeltaCoalescer(1, publish, 0.02)
+    for n in range(150):
+        await coalescer.add(text=f"w{n} ")
+        await asyncio.sleep(0.002)
+    await coalescer.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(sent)]
+    # Each gap: the next frame's render plus the wait, at least cost / share after the last.
+    assert min(gaps[1:-1]) >= cost / TAIL_RENDER_SHARE
