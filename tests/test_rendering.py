@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+import pygments
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -357,6 +359,69 @@ def test_streaming_work_grows_linearly(monkeypatch):
 def test_undefined_references_do_not_make_streaming_quadratic(monkeypatch):
     text = document(2000, cite=True)
     assert engine_work(text, monkeypatch) < 15 * len(text)
+
+
+def python_module(functions: int) -> str:
+    """Code as models write it: a docstring, imports, decorators, classes and functions."""
+    parts = ['"""A module.\n\nWith a docstring over several lines.\n"""\n\nimport os\n\n']
+    for n in range(functions):
+        parts.append(
+            f"@cache\ndef step_{n}(value: int, name: str = 'x{n}') -> dict:\n"
+            f"    # add {n}, then say so\n    total = value * {n} + 1\n"
+            f'    return {{"total": total, "label": f"{{name}}-{n}"}}\n\n\n'
+        )
+        if n % 5 == 4:
+            parts.append(
+                f"class Thing{n}:\n    size = {n}\n\n    def grow(self):\n        pass\n\n\n"
+            )
+    return "".join(parts)
+
+
+def stream_code(code: str, monkeypatch: pytest.MonkeyPatch, language: str = "python") -> int:
+    """Stream one code block line by line; every tail must be the block rendered whole.
+    Returns the characters handed to Pygments while streaming."""
+    seen = [0]
+
+    def counting(code: str, *args: Any) -> str:
+        seen[0] += len(code)
+        return str(pygments.highlight(code, *args))
+
+    monkeypatch.setattr("conversations.rendering.highlight.highlight", counting)
+    text = f"```{language}\n{code}```\n"
+    renderer, fed, work = IncrementalRenderer(), "", 0
+    for line in text.splitlines(keepends=True):
+        fed += line
+        before = seen[0]
+        update = renderer.feed(line)
+        work += seen[0] - before
+        assert update.new_blocks_html + update.tail_html == render_markdown(fed), len(fed)
+    monkeypatch.undo()
+    assert renderer.finish().tail_html == render_markdown(text)
+    return work
+
+
+def test_a_long_code_block_streams_drawn_as_a_whole_render_with_linear_highlighting(monkeypatch):
+    small, large = python_module(20), python_module(40)
+    small_work, large_work = stream_code(small, monkeypatch), stream_code(large, monkeypatch)
+    # Only the lines after the last settled piece are highlighted again each frame.
+    assert large_work / small_work < 1.3 * len(large) / len(small)
+    assert large_work < 40 * len(large)
+
+
+def test_code_without_top_level_lines_is_highlighted_whole_every_frame(monkeypatch):
+    rows = "".join(f'  {{"id": {n}, "name": "item {n}"}},\n' for n in range(60))
+    code = "[\n" + rows + '  {"id": -1}\n]\n'
+    assert stream_code(code, monkeypatch, "json") > 20 * len(code)  # no piece to settle
+
+
+def test_a_string_across_a_settled_piece_is_exact_once_the_block_is_final():
+    # A line at column 0 inside a docstring, 30 lines in: while streaming, a piece may start
+    # there; the finished block is highlighted whole.
+    lines = [f"x_{n} = {n}\n" for n in range(30)]
+    code = "".join(lines) + 'DOC = """\nstarts here\nends here\n"""\n' + "".join(lines)
+    text = f"```python\n{code}```\n\nafter\n"
+    for cuts in ([], list(range(0, len(text), 7)), [m.end() for m in re.finditer("\n", text)]):
+        assert stream(text, cuts) == render_markdown(text)
 
 
 # --- highlight.css ----------------------------------------------------------------------

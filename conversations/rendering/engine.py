@@ -12,7 +12,7 @@ from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
-from .highlight import render_fence
+from .highlight import LiveFences, render_fence
 from .sanitize import sanitize
 from .urls import is_inline_image, is_remote, link_href
 
@@ -38,7 +38,11 @@ def top_level_block_lines(src: str) -> list[int]:
 
 def _fence(self: Any, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
     token = tokens[idx]
-    return render_fence(token.content, unescapeAll(token.info))
+    info = unescapeAll(token.info)
+    live = env.get("live_fences")
+    if isinstance(live, LiveFences):  # a streaming tail: see LiveFences
+        return live.render(token.content, info, token.map[0] if token.map else idx)
+    return render_fence(token.content, info)
 
 
 def _apply_policies(state: StateCore) -> None:

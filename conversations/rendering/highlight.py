@@ -20,13 +20,73 @@ _LANGUAGE_MAX = 40
 
 def render_fence(code: str, info: str) -> str:
     """A fenced block as <pre class="highlight"><code class="language-x">…</code></pre>."""
+    head, lexer_class = _fence_head(info)
+    return head + _body(code, lexer_class) + _FENCE_END
+
+
+class LiveFences:
+    """Highlighting for the code blocks of a tail still being written, which is rendered
+    again every frame: Pygments over the whole block each time would make a long listing
+    cost quadratic time. Lines are settled in pieces that each start at a top-level line
+    (column 0, after at least SETTLE_LINES more); a settled piece's HTML is kept, and only
+    the lines after the last one are highlighted again.
+
+    A piece is highlighted on its own, so a construct that runs across a piece's start (a
+    string or comment holding a line at column 0) can be coloured differently while the
+    block streams. The finished block is always highlighted whole (`render_fence`).
+    """
+
+    SETTLE_LINES = 20  # complete lines before a piece is settled
+    KEEP_OPEN = 5  # the last complete lines stay unsettled: what follows may change them
+
+    def __init__(self) -> None:
+        self._settled: dict[tuple[int, str], tuple[str, str]] = {}  # (code, html) per block
+
+    def render(self, code: str, info: str, key: int) -> str:
+        """`key`: where the block starts in the tail (its first line), stable across frames."""
+        head, lexer_class = _fence_head(info)
+        if lexer_class is None:
+            return head + escapeHtml(code) + _FENCE_END
+        settled, html = self._settled.get((key, info), ("", ""))
+        if not code.startswith(settled):
+            settled, html = "", ""
+        rest = code[len(settled) :]
+        if cut := _settle_point(rest, self.SETTLE_LINES, self.KEEP_OPEN):
+            html += _highlighted(rest[:cut], lexer_class)
+            settled, rest = settled + rest[:cut], rest[cut:]
+            self._settled[(key, info)] = (settled, html)
+        return head + html + _highlighted(rest, lexer_class) + _FENCE_END
+
+
+_FENCE_END = "</code></pre>\n"
+_TOP_LEVEL_LINE = re.compile(r"\n(?=[^\s)\]}>'\"`])")
+
+
+def _settle_point(code: str, least: int, keep_open: int) -> int:
+    """Offset of the last line start in `code` that is at column 0 and leaves `keep_open`
+    complete lines after it, once `code` holds more than `least` complete lines; 0 if none."""
+    if code.count("\n") <= least:
+        return 0
+    end = len(code)
+    for _ in range(keep_open + 1):
+        end = code.rindex("\n", 0, end)
+    starts = [m.end() for m in _TOP_LEVEL_LINE.finditer(code, 0, end)]
+    return starts[-1] if starts else 0
+
+
+@lru_cache(maxsize=256)
+def _fence_head(info: str) -> tuple[str, Any | None]:
+    """The opening tags for a fence's info string, and its lexer (None: not highlighted)."""
     words = info.split(maxsplit=1)
     language = words[0].lower()[:_LANGUAGE_MAX] if words else ""
     lexer_class = _lexer_class(language) if language else None
-    body = escapeHtml(code) if lexer_class is None else _highlighted(code, lexer_class)
     name = _language_class(language, lexer_class)
     code_open = f'<code class="language-{name}">' if name else "<code>"
-    return f'<pre class="highlight">{code_open}{body}</code></pre>\n'
+    return f'<pre class="highlight">{code_open}', lexer_class
+
+
+def _body(code: str, lexer_class: Any | None) -> str:
+    return escapeHtml(code) if lexer_class is None else _highlighted(code, lexer_class)
 
 
 @lru_cache(maxsize=256)

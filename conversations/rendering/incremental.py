@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import render_source, top_level_block_lines
+from .highlight import LiveFences
 
 _MISSING: Any = object()
 
@@ -65,6 +66,7 @@ class IncrementalRenderer:
         self._held: list[_Held] = []
         self._held_html = ""  # the held blocks' HTML joined, sent with every tail
         self._finished = False
+        self._fences = LiveFences()  # the open tail's code blocks, highlighted piecewise
 
     def feed(self, delta: str) -> RenderUpdate:
         """Take more text; returns blocks that are now final and the re-rendered tail."""
@@ -72,7 +74,7 @@ class IncrementalRenderer:
             raise RuntimeError("feed() after finish()")
         self._tail += self._normalise(delta)
         emitted = self._commit(self._cut()) if self._scan_new_lines() else ""
-        return RenderUpdate(emitted, self._held_html + self._render_tail()[0])
+        return RenderUpdate(emitted, self._held_html + self._render_tail(self._fences)[0])
 
     def finish(self) -> RenderUpdate:
         """Everything not yet emitted, rendered against the complete text."""
@@ -120,6 +122,7 @@ class IncrementalRenderer:
             return ""
         src, self._tail = self._tail[:cut], self._tail[cut:]
         self._scan -= cut
+        self._fences = LiveFences()  # the tail's lines are numbered anew
         references = _References(self._references)
         html = render_source(src, {"references": references})
         defined = set(references) - set(self._references)
@@ -151,7 +154,11 @@ class IncrementalRenderer:
         self._held_html = "".join(held.html for held in self._held)
         return emitted
 
-    def _render_tail(self) -> tuple[str, dict[str, Any]]:
+    def _render_tail(self, fences: LiveFences | None = None) -> tuple[str, dict[str, Any]]:
+        """`fences`: while streaming; the final render (finish) highlights every block whole."""
         # A copy of the definitions: the tail's own are provisional until committed.
         references = dict(self._references)
-        return render_source(self._tail, {"references": references}), references
+        env: dict[str, Any] = {"references": references}
+        if fences is not None:
+            env["live_fences"] = fences
+        return render_source(self._tail, env), references
