@@ -424,6 +424,70 @@ def test_a_string_across_a_settled_piece_is_exact_once_the_block_is_final():
         assert stream(text, cuts) == render_markdown(text)
 
 
+def long_table(rows: int) -> str:
+    head = "| # | name | note | price |\n|--:|:-----|:----:|------|\n"
+    shapes = [
+        "| {n} | item {n} | **bold** and `a \\| b` | {n}.50 |",
+        "| {n} | [link](https://e.example/{n}) | *em* |",  # a cell short: filled in empty
+        "| {n} | extra | cells | here | dropped |",
+        "{n} | no leading pipe | x | y",
+    ]
+    return head + "".join(shapes[n % 4].format(n=n) + "\n" for n in range(rows))
+
+
+def stream_checked(text: str, cuts: list[int], monkeypatch: pytest.MonkeyPatch) -> int:
+    """Feed `text` cut at `cuts`; after every cut the blocks so far and the tail must be what
+    a whole render of the text so far draws. Returns the characters handed to markdown-it
+    while streaming (the checks' own renders not counted)."""
+    seen = [0]
+    parse = ParserBlock.parse
+
+    def counting(self: ParserBlock, src: str, *args: Any, **kwargs: Any) -> Any:
+        seen[0] += len(src)
+        return parse(self, src, *args, **kwargs)
+
+    monkeypatch.setattr(ParserBlock, "parse", counting)
+    renderer, blocks, work, start = IncrementalRenderer(), "", 0, 0
+    for cut in [*cuts, len(text)]:
+        before = seen[0]
+        update = renderer.feed(text[start:cut])
+        work += seen[0] - before
+        blocks += update.new_blocks_html
+        assert blocks + update.tail_html == render_markdown(text[:cut]), cut
+        start = cut
+    monkeypatch.undo()
+    assert blocks + renderer.finish().tail_html == render_markdown(text)
+    return work
+
+
+def line_ends(text: str) -> list[int]:
+    return [m.end() for m in re.finditer("\n", text)]
+
+
+def test_a_long_table_streams_drawn_as_a_whole_render_with_linear_work(monkeypatch):
+    small, large = long_table(60), long_table(120)
+    small_work = stream_checked(small, line_ends(small), monkeypatch)
+    large_work = stream_checked(large, line_ends(large), monkeypatch)
+    # Settled rows are not parsed again: twice the rows, about twice the work.
+    assert large_work / small_work < 1.3 * len(large) / len(small)
+    assert large_work < 15 * len(large)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        "\nA paragraph after a blank line.\n",
+        "A line without a blank: one more row\n\nthen text\n",
+        "# a heading ends the table\n",
+        "> so does a quote\n",
+        "\n| new | table |\n|---|---|\n| 1 | 2 |\n",
+    ],
+)
+def test_what_follows_a_long_table_is_drawn_as_a_whole_render(monkeypatch, after):
+    text = long_table(50) + after
+    stream_checked(text, list(range(0, len(text), 7)), monkeypatch)
+
+
 # --- highlight.css ----------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from .engine import render_source, top_level_block_lines
 from .highlight import LiveFences
+from .live_tables import LiveTable
 
 _MISSING: Any = object()
 
@@ -67,6 +68,7 @@ class IncrementalRenderer:
         self._held_html = ""  # the held blocks' HTML joined, sent with every tail
         self._finished = False
         self._fences = LiveFences()  # the open tail's code blocks, highlighted piecewise
+        self._table = LiveTable()  # the open tail's table, its settled rows rendered once
 
     def feed(self, delta: str) -> RenderUpdate:
         """Take more text; returns blocks that are now final and the re-rendered tail."""
@@ -74,7 +76,7 @@ class IncrementalRenderer:
             raise RuntimeError("feed() after finish()")
         self._tail += self._normalise(delta)
         emitted = self._commit(self._cut()) if self._scan_new_lines() else ""
-        return RenderUpdate(emitted, self._held_html + self._render_tail(self._fences)[0])
+        return RenderUpdate(emitted, self._held_html + self._render_live_tail())
 
     def finish(self) -> RenderUpdate:
         """Everything not yet emitted, rendered against the complete text."""
@@ -122,7 +124,7 @@ class IncrementalRenderer:
             return ""
         src, self._tail = self._tail[:cut], self._tail[cut:]
         self._scan -= cut
-        self._fences = LiveFences()  # the tail's lines are numbered anew
+        self._fences, self._table = LiveFences(), LiveTable()  # the tail is another one now
         references = _References(self._references)
         html = render_source(src, {"references": references})
         defined = set(references) - set(self._references)
@@ -154,11 +156,17 @@ class IncrementalRenderer:
         self._held_html = "".join(held.html for held in self._held)
         return emitted
 
-    def _render_tail(self, fences: LiveFences | None = None) -> tuple[str, dict[str, Any]]:
-        """`fences`: while streaming; the final render (finish) highlights every block whole."""
+    def _render_live_tail(self) -> str:
+        """The tail while streaming: a long table or code block is drawn from pieces that
+        were rendered once (LiveTable, LiveFences); finish() renders everything whole."""
+
+        def render(src: str) -> str:
+            references = dict(self._references)  # the tail's own are provisional
+            return render_source(src, {"references": references, "live_fences": self._fences})
+
+        return self._table.render(self._tail, render) or render(self._tail)
+
+    def _render_tail(self) -> tuple[str, dict[str, Any]]:
         # A copy of the definitions: the tail's own are provisional until committed.
         references = dict(self._references)
-        env: dict[str, Any] = {"references": references}
-        if fences is not None:
-            env["live_fences"] = fences
-        return render_source(self._tail, env), references
+        return render_source(self._tail, {"references": references}), references
