@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from functools import lru_cache
 from typing import Any
 
@@ -11,6 +12,8 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import find_lexer_class_by_name
 from pygments.util import ClassNotFound
+
+from .sanitize import sanitize
 
 # nowrap: we write the <pre><code> wrapper ourselves so every code block has one shape.
 _FORMATTER = HtmlFormatter(nowrap=True)
@@ -26,10 +29,14 @@ def render_fence(code: str, info: str) -> str:
 
 class LiveFences:
     """Highlighting for the code blocks of a tail still being written, which is rendered
-    again every frame: Pygments over the whole block each time would make a long listing
-    cost quadratic time. Lines are settled in pieces that each start at a top-level line
-    (column 0, after at least SETTLE_LINES more); a settled piece's HTML is kept, and only
-    the lines after the last one are highlighted again.
+    again every frame: Pygments and the sanitiser over the whole block each time would make
+    a long listing cost quadratic time. Lines are settled in pieces that each start at a
+    top-level line (column 0, after at least SETTLE_LINES more); a settled piece's
+    sanitised HTML is kept, and only the lines after the last one are highlighted again.
+
+    `render` leaves a marker where a block's body goes and `fill` puts the sanitised body
+    there after the tail as a whole was sanitised, so the kept pieces are not sanitised
+    again. The markers hold a random nonce: model text cannot forge one.
 
     A piece is highlighted on its own, so a construct that runs across a piece's start (a
     string or comment holding a line at column 0) can be coloured differently while the
@@ -41,6 +48,8 @@ class LiveFences:
 
     def __init__(self) -> None:
         self._settled: dict[tuple[int, str], tuple[str, str]] = {}  # (code, html) per block
+        self._nonce = secrets.token_hex(8)
+        self._bodies: dict[str, str] = {}  # marker -> sanitised body, for one render
 
     def render(self, code: str, info: str, key: int) -> str:
         """`key`: where the block starts in the tail (its first line), stable across frames."""
@@ -52,10 +61,22 @@ class LiveFences:
             settled, html = "", ""
         rest = code[len(settled) :]
         if cut := _settle_point(rest, self.SETTLE_LINES, self.KEEP_OPEN):
-            html += _highlighted(rest[:cut], lexer_class)
+            html += sanitize(_highlighted(rest[:cut], lexer_class))
             settled, rest = settled + rest[:cut], rest[cut:]
             self._settled[(key, info)] = (settled, html)
-        return head + html + _highlighted(rest, lexer_class) + _FENCE_END
+        marker = f"\ue000{self._nonce}.{key}\ue001"
+        self._bodies[marker] = html + sanitize(_highlighted(rest, lexer_class))
+        return head + marker + _FENCE_END
+
+    def fill(self, html: str) -> str | None:
+        """The sanitised tail with each block's body in place of its marker; None if a
+        marker did not come through (then render without LiveFences)."""
+        bodies, self._bodies = self._bodies, {}
+        for marker, body in bodies.items():
+            if marker not in html:
+                return None
+            html = html.replace(marker, body, 1)
+        return html
 
 
 _FENCE_END = "</code></pre>\n"

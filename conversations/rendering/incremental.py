@@ -161,8 +161,11 @@ class IncrementalRenderer:
         were rendered once (LiveTable, LiveFences); finish() renders everything whole."""
 
         def render(src: str) -> str:
-            references = dict(self._references)  # the tail's own are provisional
-            return render_source(src, {"references": references, "live_fences": self._fences})
+            env = {"references": dict(self._references), "live_fences": self._fences}
+            drawn = self._fences.fill(render_source(src, env))
+            if drawn is None:
+                return render_source(src, {"references": dict(self._references)})
+            return drawn
 
         return self._table.render(self._tail, render) or render(self._tail)
 
