@@ -17,10 +17,12 @@ NAME = "cpu"
 TIMEOUT = 240
 
 
-async def burst(site: Site, tabs: list[Tab], tokens: int) -> tuple[float, int, float, int]:
+async def burst(
+    site: Site, tabs: list[Tab], tokens: int, delay: float = 0.0, document: str = "mixed"
+) -> tuple[float, int, float, int]:
     """All tabs ask at once; returns (worker CPU s, tokens delivered, wall s, failures)."""
     cpu, wall = site.server.cpu_seconds(), time.monotonic()
-    answers = [tab.ask(spec(tokens), site.model_id)[0] for tab in tabs]
+    answers = [tab.ask(spec(tokens, delay, document=document), site.model_id)[0] for tab in tabs]
     _, failed = await settle(answers, timeout=150)
     delivered = sum(a.tokens for a in answers)
     return site.server.cpu_seconds() - cpu, delivered, time.monotonic() - wall, failed
@@ -55,3 +57,19 @@ async def run(ctx: Context) -> None:
         "fixed CPU per answer / marginal per token",
         f"{per_answer_ms:.1f} ms / {marginal_us:.0f} µs",
     )
+    await long_blocks(ctx, streams // 4)
+
+
+async def long_blocks(ctx: Context, streams: int) -> None:
+    """Answers that are one long table, then one long code block (20 KB), streamed at 500
+    tokens/s: re-rendering an open block costs more the longer it is, so this is where the
+    render work per token would grow with the answer."""
+    tokens, delay = ctx.options.pick((5000, 0.002), (1500, 0.002))
+    async with served(ctx, NAME, conversations=streams) as site:
+        tabs = await site.tabs_on(site.conversation_ids)
+        await burst(site, tabs[:2], 20)
+        async with profiled(ctx, site.server, "cpu-long", tokens * delay):
+            cpu, delivered, _, failed = await burst(site, tabs, tokens, delay, "long")
+    figure = f"{cpu / max(delivered, 1) * 1e6:.0f} µs ({streams} answers x {tokens} tokens at {1 / delay:.0f}/s, {cpu:.1f} s CPU)"
+    ctx.report.info(NAME, "worker CPU per token, one long table then one long code block",
+                    figure + (f"; {failed} did not finish" if failed else ""))  # fmt: skip

@@ -17,10 +17,11 @@ FINAL = re.compile(r'data-role="assistant" data-status="(complete|error|cancelle
 REFUSED = re.compile(r'class="notice notice--error"[^>]*>\s*<span>(.*?)</span>', re.S)
 
 
-def spec(n: int, delay: float = 0.0, ttfb: float = 0.0) -> str:
-    """The message text that scripts the fake upstream (see bench.upstream): n tokens."""
+def spec(n: int, delay: float = 0.0, ttfb: float = 0.0, document: str = "mixed") -> str:
+    """The message text that scripts the fake upstream (see bench.upstream): n tokens of
+    `document` ("mixed": short blocks of every kind; "long": one long table, then code)."""
     nonce = uuid.uuid4().hex[:6]
-    return f"bench:n={n},d={delay:g},t={ttfb:g},k={nonce}"
+    return f"bench:n={n},d={delay:g},t={ttfb:g},k={nonce},m={document}"
 
 
 @dataclass

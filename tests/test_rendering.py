@@ -400,18 +400,45 @@ def stream_code(code: str, monkeypatch: pytest.MonkeyPatch, language: str = "pyt
     return work
 
 
-def test_a_long_code_block_streams_drawn_as_a_whole_render_with_linear_highlighting(monkeypatch):
-    small, large = python_module(20), python_module(40)
-    small_work, large_work = stream_code(small, monkeypatch), stream_code(large, monkeypatch)
+def function_body(lines: int) -> str:
+    """One long function: no line at column 0 to start a piece at."""
+    steps = "".join(f"    value = step_{n}(value, {n})  # note {n}\n" for n in range(lines))
+    return "def run(value):\n" + steps + "    return value\n"
+
+
+def json_rows(rows: int) -> str:
+    items = ",\n".join(f'  {{"id": {n}, "name": "item {n}", "ok": true}}' for n in range(rows))
+    return "[\n" + items + "\n]\n"
+
+
+@pytest.mark.parametrize(
+    ("make", "size", "language"),
+    [(python_module, 20, "python"), (function_body, 80, "python"), (json_rows, 80, "json")],
+)
+def test_a_long_code_block_streams_drawn_as_a_whole_render_with_linear_highlighting(
+    monkeypatch, make, size, language
+):
+    small, large = make(size), make(2 * size)
+    small_work = stream_code(small, monkeypatch, language)
+    large_work = stream_code(large, monkeypatch, language)
     # Only the lines after the last settled piece are highlighted again each frame.
     assert large_work / small_work < 1.3 * len(large) / len(small)
     assert large_work < 40 * len(large)
 
 
-def test_code_without_top_level_lines_is_highlighted_whole_every_frame(monkeypatch):
-    rows = "".join(f'  {{"id": {n}, "name": "item {n}"}},\n' for n in range(60))
-    code = "[\n" + rows + '  {"id": -1}\n]\n'
-    assert stream_code(code, monkeypatch, "json") > 20 * len(code)  # no piece to settle
+@pytest.mark.parametrize(
+    ("code", "language"),
+    [
+        ('x = 1\n"""\n' + "".join(f"line {n} of a long string\n" for n in range(60)) + '"""\n'
+         + "y = 2\n" * 30, "python"),
+        ("int a;\n/*\n" + "".join(f" * comment line {n}\n" for n in range(60)) + " */\n"
+         + "int b;\n" * 30, "c"),
+        ("<ul>\n" + "".join(f'  <li class="x">item {n}</li>\n' for n in range(60)) + "</ul>\n",
+         "html"),
+    ],
+)  # fmt: skip
+def test_no_piece_starts_where_highlighting_it_alone_would_show(monkeypatch, code, language):
+    stream_code(code, monkeypatch, language)  # every frame as a whole render draws it
 
 
 def test_a_string_across_a_settled_piece_is_exact_once_the_block_is_final():

@@ -30,24 +30,28 @@ def render_fence(code: str, info: str) -> str:
 class LiveFences:
     """Highlighting for the code blocks of a tail still being written, which is rendered
     again every frame: Pygments and the sanitiser over the whole block each time would make
-    a long listing cost quadratic time. Lines are settled in pieces that each start at a
-    top-level line (column 0, after at least SETTLE_LINES more); a settled piece's
-    sanitised HTML is kept, and only the lines after the last one are highlighted again.
+    a long listing cost quadratic time. So a block's lines are settled in pieces, whose
+    sanitised HTML is kept, and only the lines after the last piece are highlighted again.
+
+    A piece is highlighted on its own, from the lexer's first state. It is settled only where
+    that is invisible: once SETTLE_LINES complete lines follow the last piece, the lines up to
+    KEEP_OPEN before the end are tried as a piece, and kept if highlighting them and the
+    lines after them separately gives exactly what highlighting both together gives. (Inside
+    a string or comment it does not, so no piece starts there.) Text that comes later could in
+    principle still change how the lexer read a settled piece; the finished block is always
+    highlighted whole (`render_fence`).
 
     `render` leaves a marker where a block's body goes and `fill` puts the sanitised body
-    there after the tail as a whole was sanitised, so the kept pieces are not sanitised
-    again. The markers hold a random nonce: model text cannot forge one.
-
-    A piece is highlighted on its own, so a construct that runs across a piece's start (a
-    string or comment holding a line at column 0) can be coloured differently while the
-    block streams. The finished block is always highlighted whole (`render_fence`).
+    there after the tail as a whole was sanitised, so kept pieces are not sanitised again.
+    The markers hold a random nonce: model text cannot forge one.
     """
 
-    SETTLE_LINES = 20  # complete lines before a piece is settled
-    KEEP_OPEN = 5  # the last complete lines stay unsettled: what follows may change them
+    SETTLE_LINES = 12  # complete lines after the last piece before the next is tried
+    KEEP_OPEN = 5  # complete lines left after a piece, and compared to settle it
 
     def __init__(self) -> None:
         self._settled: dict[tuple[int, str], tuple[str, str]] = {}  # (code, html) per block
+        self._tried: dict[tuple[int, str], int] = {}  # lines after the pieces at a failed try
         self._nonce = secrets.token_hex(8)
         self._bodies: dict[str, str] = {}  # marker -> sanitised body, for one render
 
@@ -56,14 +60,20 @@ class LiveFences:
         head, lexer_class = _fence_head(info)
         if lexer_class is None:
             return head + escapeHtml(code) + _FENCE_END
-        settled, html = self._settled.get((key, info), ("", ""))
+        block = (key, info)
+        settled, html = self._settled.get(block, ("", ""))
         if not code.startswith(settled):
             settled, html = "", ""
+            self._tried.pop(block, None)
         rest = code[len(settled) :]
-        if cut := _settle_point(rest, self.SETTLE_LINES, self.KEEP_OPEN):
-            html += sanitize(_highlighted(rest[:cut], lexer_class))
-            settled, rest = settled + rest[:cut], rest[cut:]
-            self._settled[(key, info)] = (settled, html)
+        lines = rest.count("\n")
+        if lines > self.SETTLE_LINES and lines >= self._tried.get(block, 0) + self.KEEP_OPEN:
+            if piece := _piece(rest, lexer_class, self.KEEP_OPEN):
+                settled, rest = settled + rest[: len(piece[0])], rest[len(piece[0]) :]
+                html += sanitize(piece[1])
+                self._settled[block] = (settled, html)
+            else:
+                self._tried[block] = lines
         marker = f"\ue000{self._nonce}.{key}\ue001"
         self._bodies[marker] = html + sanitize(_highlighted(rest, lexer_class))
         return head + marker + _FENCE_END
@@ -80,19 +90,24 @@ class LiveFences:
 
 
 _FENCE_END = "</code></pre>\n"
-_TOP_LEVEL_LINE = re.compile(r"\n(?=[^\s)\]}>'\"`])")
 
 
-def _settle_point(code: str, least: int, keep_open: int) -> int:
-    """Offset of the last line start in `code` that is at column 0 and leaves `keep_open`
-    complete lines after it, once `code` holds more than `least` complete lines; 0 if none."""
-    if code.count("\n") <= least:
-        return 0
-    end = len(code)
-    for _ in range(keep_open + 1):
-        end = code.rindex("\n", 0, end)
-    starts = [m.end() for m in _TOP_LEVEL_LINE.finditer(code, 0, end)]
-    return starts[-1] if starts else 0
+def _piece(code: str, lexer_class: Any, keep_open: int) -> tuple[str, str] | None:
+    """(source, HTML) of the lines of `code` before its last `keep_open` complete lines, if
+    highlighting them on their own changes nothing in those lines or the ones after."""
+    complete = code[: code.rindex("\n") + 1]
+    cut = len(complete)
+    for _ in range(keep_open):
+        cut = complete.rindex("\n", 0, cut - 1) + 1
+    if cut == 0:
+        return None
+    piece, after = (
+        _highlighted(complete[:cut], lexer_class),
+        _highlighted(complete[cut:], lexer_class),
+    )
+    if piece + after != _highlighted(complete, lexer_class):
+        return None
+    return complete[:cut], piece
 
 
 @lru_cache(maxsize=256)

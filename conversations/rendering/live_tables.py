@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-SETTLE_ROWS = 20  # complete rows after the settled ones before another group is settled
+SETTLE_ROWS = 10  # complete rows after the settled ones before another group is settled
 KEEP_OPEN = 2  # the last complete rows stay unsettled
 
 _HEAD = re.compile(r"\|[^\n]*\n[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*\n")
