@@ -19,7 +19,17 @@ from bench.context import Context, Options
 from bench.core import Line, Report
 from bench.server import ROOT, Workspace, start_upstream
 
-BENCHMARKS = ["relay", "cpu", "concurrency", "database", "pages", "browser", "scaleout", "soak"]
+BENCHMARKS = [
+    "relay",
+    "cpu",
+    "render",
+    "concurrency",
+    "database",
+    "pages",
+    "browser",
+    "scaleout",
+    "soak",
+]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
