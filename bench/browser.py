@@ -157,5 +157,6 @@ async def run(ctx: Context) -> None:
     report.info(
         NAME,
         f"{what}, one long table then one long code block: scripting; longest task",
-        f"{long['script_ms']:.0f} ms; {max(long['long_tasks'], default=0.0):.0f} ms",
+        f"{long['script_ms']:.0f} ms ({long['frames']} frames); "
+        f"{max(long['long_tasks'], default=0.0):.0f} ms",
     )

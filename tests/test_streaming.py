@@ -95,17 +95,23 @@ async def test_the_users_message_and_history_reach_the_upstream(alice, chat_mode
     assert upstream.requests[0].headers["authorization"].startswith("Bearer sk-canary")
 
 
+async def stream_tokens(
+    user: Any, model: Any, upstream: Any, delay: float
+) -> tuple[list[dict[str, Any]], Message, list[str]]:
+    """200 tokens, `delay` seconds apart: the delta frames, the saved answer, the tokens."""
+    pieces = [f"t{i} " for i in range(200)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=delay))
+    message = await start_exchange(user, model)
+    frames: list[dict[str, Any]] = []
+    saved = await run_to_end(message, frames)
+    return [f for f in frames if f["type"] == "chat.delta"], saved, pieces
+
+
 async def test_first_delta_is_published_at_once_and_later_ones_are_coalesced(
     alice, chat_model, upstream
 ):
-    pieces = [f"t{i} " for i in range(200)]
-    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.001))
-    message = await start_exchange(alice, chat_model)
-    frames: list[dict[str, Any]] = []
+    deltas, saved, pieces = await stream_tokens(alice, chat_model, upstream, 0.001)
 
-    saved = await run_to_end(message, frames)
-
-    deltas = [f for f in frames if f["type"] == "chat.delta"]
     assert deltas[0]["text"] == "t0 "  # never held back
     assert len(deltas) < len(pieces) / 3
     assert "".join(f["text"] for f in deltas) == saved.content
@@ -128,14 +134,8 @@ async def test_the_upstream_is_read_once_a_frame_not_once_a_token(
         return await read(self, *args, **kwargs)
 
     monkeypatch.setattr(AsyncioStream, "read", counted)
-    pieces = [f"t{i} " for i in range(200)]
-    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.002))
-    message = await start_exchange(alice, chat_model)
-    frames: list[dict[str, Any]] = []
+    deltas, saved, pieces = await stream_tokens(alice, chat_model, upstream, 0.002)
 
-    saved = await run_to_end(message, frames)
-
-    deltas = [f for f in frames if f["type"] == "chat.delta"]
     assert "".join(f["text"] for f in deltas) == saved.content == "".join(pieces)
     assert deltas[0]["text"] == "t0 "  # the first token still goes at once
     # Tokens that came while a frame was not yet due waited in the socket: one read a frame
