@@ -515,6 +515,27 @@ def test_what_follows_a_long_table_is_drawn_as_a_whole_render(monkeypatch, after
     stream_checked(text, list(range(0, len(text), 7)), monkeypatch)
 
 
+def test_once_a_line_ends_a_long_table_its_rows_are_not_tried_again_each_frame():
+    from conversations.rendering.live_tables import LiveTable
+
+    renders: list[str] = []
+
+    def render(src: str) -> str:
+        renders.append(src)
+        return render_markdown(src)
+
+    table, text = LiveTable(), long_table(30)
+    assert table.render(text, render) is not None  # rows settled
+    text += "# a heading ends the table\n"
+    before = len(renders)
+    for n in range(30):  # a paragraph keeps the tail open, a line a frame
+        text += f"more text {n}\n"
+        assert table.render(text, render) == render_markdown(text)
+    # Each frame renders the rows after the settled ones; the group holding the heading is
+    # tried once, not every frame.
+    assert len(renders) - before <= 30 + 1
+
+
 # --- highlight.css ----------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ class LiveTable:
         self._rows = ""  # settled row lines
         self._rows_html = ""
         self._thead_html = ""
+        self._ended = False  # a line ended the table: nothing after it is a row of it
 
     def render(self, tail: str, render: Callable[[str], str]) -> str | None:
         """The tail's HTML, or None when it is not a table with settled rows to reuse."""
@@ -42,6 +43,7 @@ class LiveTable:
         body = tail[head.end() :]
         if head.group() != self._head or not body.startswith(self._rows):
             self._head, self._rows, self._rows_html, self._thead_html = head.group(), "", "", ""
+            self._ended = False
         self._settle(body[len(self._rows) :], render)
         rest = body[len(self._rows) :]
         if not self._rows:
@@ -53,6 +55,8 @@ class LiveTable:
         return self._thead_html + _BODY + self._rows_html + rows_html + _CLOSE + after
 
     def _settle(self, rest: str, render: Callable[[str], str]) -> None:
+        if self._ended:
+            return
         lines = rest.split("\n")[:-1]  # complete lines only
         count = 0
         while count < len(lines) - KEEP_OPEN and lines[count].strip(" \t"):
@@ -62,7 +66,10 @@ class LiveTable:
         group = "".join(line + "\n" for line in lines[:count])
         drawn = _split(render(self._head + group))
         if drawn is None or drawn[2] or (self._thead_html and drawn[0] != self._thead_html):
-            return  # a line ended the table: what follows is rendered whole
+            # A line in the group ended the table, and a longer group would hold it too:
+            # the rows before it stay unsettled and what follows is rendered with them.
+            self._ended = True
+            return
         self._thead_html = drawn[0]
         self._rows += group
         self._rows_html += drawn[1]
