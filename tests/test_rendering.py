@@ -536,6 +536,53 @@ def test_once_a_line_ends_a_long_table_its_rows_are_not_tried_again_each_frame()
     assert len(renders) - before <= 30 + 1
 
 
+def test_a_long_table_is_committed_from_its_settled_rows(monkeypatch):
+    seen = [0]
+    parse = ParserBlock.parse
+
+    def counting(self: ParserBlock, src: str, *args: Any, **kwargs: Any) -> Any:
+        seen[0] += len(src)
+        return parse(self, src, *args, **kwargs)
+
+    head = "| n | name | total |\n|--:|:--|---|\n"
+    table = head + "".join(f"| {n} | **item** `{n}` | {n * 3} |\n" for n in range(300))
+    renderer = IncrementalRenderer()
+    start = 0
+    for end in line_ends(table):
+        renderer.feed(table[start:end])
+        start = end
+    monkeypatch.setattr(ParserBlock, "parse", counting)
+    committed = renderer.feed("\nAfter the table.\n")  # the paragraph starts a new block
+    monkeypatch.undo()
+    assert committed.new_blocks_html == render_markdown(table + "\n")
+    # Rendered whole, the commit would parse the table again; its settled rows are reused.
+    assert seen[0] < len(table) / 5
+
+
+@pytest.mark.parametrize("ending", ["\nThe end.\n", ""])
+def test_a_long_table_citing_a_later_definition_ends_up_linked(ending):
+    # Its first rows look the label up in vain, and are settled long before the table is
+    # committed or finished: it is drawn again once the definition arrives.
+    head = "| n | source |\n|---|---|\n"
+    cite = [f"| {n} | see [docs] or {n} |\n" for n in range(20)]
+    table = head + "".join(cite) + "".join(f"| {n} | plain |\n" for n in range(20, 60))
+    text = table + "\nA paragraph.\n\n[docs]: https://docs.example\n" + ending
+    expected = render_markdown(text)
+    assert expected.count('<a href="https://docs.example"') == 20
+    assert stream(text, line_ends(text)) == expected
+    assert stream(table, line_ends(table)) == render_markdown(table)  # finished as a table
+
+
+def test_a_table_that_could_reach_the_cell_cap_is_rendered_whole(monkeypatch):
+    # markdown-it fills in at most 65,536 missing cells per table and ends it there; rows
+    # drawn in groups would each stay under the cap.
+    columns = 1_000
+    head = "|" + " c |" * columns + "\n|" + "---|" * columns + "\n"
+    text = head + "".join(f"| {n} |\n" for n in range(80)) + "\nafter\n"
+    assert render_markdown(text).count("<tr>") < 80  # the cap ends the table early
+    stream_checked(text, line_ends(text)[::16], monkeypatch)
+
+
 # --- highlight.css ----------------------------------------------------------------------
 
 

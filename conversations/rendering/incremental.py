@@ -113,7 +113,8 @@ class IncrementalRenderer:
         """Offset in the tail before which every block is final (0: none)."""
         complete = self._tail[: self._tail.rfind("\n") + 1]
         lines = complete.split("\n")
-        for start in reversed(top_level_block_lines(complete)):
+        starts = self._table.block_starts(complete, top_level_block_lines)
+        for start in reversed(top_level_block_lines(complete) if starts is None else starts):
             # `start` is a complete line, so it can no longer turn into a continuation.
             if start > 0 and lines[start - 1].strip(" \t") == "":
                 return sum(len(line) + 1 for line in lines[:start])
@@ -124,9 +125,9 @@ class IncrementalRenderer:
             return ""
         src, self._tail = self._tail[:cut], self._tail[cut:]
         self._scan -= cut
-        self._fences, self._table = LiveFences(), LiveTable()  # the tail is another one now
         references = _References(self._references)
-        html = render_source(src, {"references": references})
+        html = self._render_final(src, references)
+        self._fences, self._table = LiveFences(), LiveTable()  # the tail is another one now
         defined = set(references) - set(self._references)
         self._references = dict(references)
         self._rerender_held(self._references, defined)
@@ -172,4 +173,12 @@ class IncrementalRenderer:
     def _render_tail(self) -> tuple[str, dict[str, Any]]:
         # A copy of the definitions: the tail's own are provisional until committed.
         references = dict(self._references)
-        return render_source(self._tail, {"references": references}), references
+        return self._render_final(self._tail, references), references
+
+    def _render_final(self, src: str, references: dict[str, Any]) -> str:
+        """HTML for good: exactly a whole render of `src`, reusing a long table's settled
+        rows where that is exact (LiveTable.render_final), never code pieces (a lexer may
+        look further ahead than LiveFences checks)."""
+        env = {"references": references}
+        drawn = self._table.render_final(src, lambda part: render_source(part, env))
+        return render_source(src, env) if drawn is None else drawn
