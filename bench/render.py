@@ -8,6 +8,7 @@ block's length; doubling the document should about double the work.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
@@ -37,6 +38,38 @@ def render_seconds(size: int) -> tuple[float, float, float]:
     return time.process_time() - started, slowest, final
 
 
+async def loop_pause_at_the_end(size: int) -> tuple[float, float]:
+    """The answer's last render (DeltaCoalescer.final_html, after every frame): its wall
+    time, and the longest the event loop went without a turn meanwhile (a 1 ms ticker)."""
+    from conversations.coalescer import DeltaCoalescer
+
+    async def publish(frame: dict[str, object]) -> None:
+        pass
+
+    text = long_blocks_document(size)
+    coalescer = DeltaCoalescer(0, publish, 0.05)
+    for at in range(0, len(text), FRAME):
+        coalescer._renderer.feed(text[at : at + FRAME])  # as the frames would have
+    pauses, done = [0.0], asyncio.Event()
+
+    async def tick() -> None:
+        last = time.perf_counter()
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            pauses.append(now - last)
+            last = now
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0.02)
+    started = time.perf_counter()
+    await coalescer.final_html()
+    took = time.perf_counter() - started
+    done.set()
+    await ticker
+    return took, max(pauses)
+
+
 async def run(ctx: Context) -> None:
     import django
 
@@ -48,6 +81,9 @@ async def run(ctx: Context) -> None:
     for size, (cpu, slowest, final) in zip(sizes, results, strict=True):
         ctx.report.info(NAME, f"render a {size // 1000} KB long table + long code, {FRAME}-character frames",
                         f"{cpu * 1000:.0f} ms CPU; slowest frame {slowest * 1000:.1f} ms, final render {final * 1000:.0f} ms")  # fmt: skip
+    took, pause = await loop_pause_at_the_end(sizes[1])
+    ctx.report.info(NAME, f"{sizes[1] // 1000} KB: the last render (the open code block, whole), longest event-loop pause",
+                    f"{took * 1000:.0f} ms on a worker thread; loop paused at most {pause * 1000:.1f} ms")  # fmt: skip
     ratio = results[1][0] / results[0][0]
     ctx.report.info(NAME, f"render work for {sizes[1] // 1000} KB over {sizes[0] // 1000} KB",
                     f"{ratio:.2f} times (linear: 2, quadratic: 4)")  # fmt: skip

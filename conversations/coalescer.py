@@ -28,6 +28,9 @@ Publish = Callable[[dict[str, Any]], Awaitable[None]]
 # that cost keeps the render work of a whole answer linear in its length, and one long
 # listing from holding the event loop for everyone else.
 TAIL_RENDER_SHARE = 0.25
+# Source characters from which an answer's last whole render goes to a worker thread: about
+# 5 ms of rendering, what the interpreter lets one thread run before another gets a turn.
+OFF_LOOP_CHARS = 2_000
 
 
 @dataclass(frozen=True)
@@ -164,10 +167,19 @@ class DeltaCoalescer:
             self._reasoning_chars += len(reasoning)
         return frame
 
-    def final_html(self) -> str:
+    async def final_html(self) -> str:
         """The whole answer's HTML, after close(): the blocks already rendered for the frames
         and the tail rendered once more against the complete text (equal to rendering the
-        whole answer at once, without doing so)."""
+        whole answer at once, without doing so).
+
+        That last render is whole, so a long open block costs in proportion: a 20 KB code
+        listing is 25-50 ms of highlighting. On the event loop that would hold up every
+        other answer's frames; on a worker thread the loop takes its turns meanwhile."""
+        if self._renderer.open_chars < OFF_LOOP_CHARS:
+            return self._final_html()
+        return await asyncio.to_thread(self._final_html)
+
+    def _final_html(self) -> str:
         return "".join(self._blocks) + self._renderer.finish().tail_html
 
     async def close(self) -> None:

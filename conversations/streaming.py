@@ -18,7 +18,7 @@ from django.conf import settings
 
 from conversations import sql, threads
 from conversations import usage as ledger
-from conversations.coalescer import DeltaCoalescer, LiveState, Publish
+from conversations.coalescer import OFF_LOOP_CHARS, DeltaCoalescer, LiveState, Publish
 from conversations.models import Attachment, ChatModel, Message, UsageRecord
 from conversations.providers import get_protocol
 from conversations.providers.base import (
@@ -261,24 +261,27 @@ class Generation:
         await self.coalescer.close()
         outcome = {"complete": "ok", "cancelled": "cancelled"}.get(status, "error")
         call = self._call(outcome, self.attempts, error) if record else None
-        await sync_to_async(_save_final)(
-            self.job.message_id, self._final_fields(status, error), call
-        )
+        fields = self._final_fields(status, error, await self._final_html())
+        await sync_to_async(_save_final)(self.job.message_id, fields, call)
         await self.publish({"type": "chat.message_updated", "message_id": self.job.message_id})
 
-    def _final_fields(self, status: str, error: str) -> dict[str, Any]:
+    async def _final_html(self) -> str:
+        text = "".join(self.text)
+        if not text:
+            return ""
+        if not self.job.request.params.json_mode:
+            return await self.coalescer.final_html()
+        if len(text) < OFF_LOOP_CHARS:
+            return render_json_answer(text)
+        return await asyncio.to_thread(render_json_answer, text)  # see final_html
+
+    def _final_fields(self, status: str, error: str, html: str) -> dict[str, Any]:
         text = "".join(self.text)
         now = time.monotonic()
         finish = self.finish.reason if self.finish else ""
         if status == Message.Status.COMPLETE and not error:
             error = FINISH_NOTES.get(finish, "")
         error = error[:1].upper() + error[1:]
-        if not text:
-            html = ""
-        elif self.job.request.params.json_mode:
-            html = render_json_answer(text)
-        else:
-            html = self.coalescer.final_html()
         return {
             "status": status,
             "content": text,

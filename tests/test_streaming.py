@@ -83,6 +83,65 @@ async def test_the_stored_html_equals_rendering_the_whole_answer(alice, chat_mod
     assert '<a href="https://example.com"' in saved.content_html  # the late reference
 
 
+@pytest.mark.parametrize("lines", [5, 400])
+async def test_a_long_last_block_is_rendered_off_the_event_loop(
+    alice, chat_model, upstream, monkeypatch, lines
+):
+    """The last whole render of a long open block (here a code listing) runs on a worker
+    thread, so the event loop goes on relaying other answers; a short one stays put."""
+    from conversations.rendering import IncrementalRenderer
+
+    on_loop: list[bool] = []
+    finish = IncrementalRenderer.finish
+
+    def recording(self: IncrementalRenderer) -> Any:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        return finish(self)
+
+    monkeypatch.setattr(IncrementalRenderer, "finish", recording)
+    code = "".join(f"    value = step_{n}(value)  # line {n}\n" for n in range(lines))
+    text = f"Here:\n\n```python\ndef run(value):\n{code}"  # the fence never closes
+    pieces = [text[i : i + 40] for i in range(0, len(text), 40)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces)))
+    message = await start_exchange(alice, chat_model)
+
+    saved = await run_to_end(message, [])
+
+    assert saved.content_html == render_markdown(text)
+    assert on_loop == [lines < 10]
+
+
+@pytest.mark.parametrize("items", [3, 300])
+async def test_a_json_mode_answer_is_stored_as_highlighted_json(
+    alice, chat_model, upstream, items
+):
+    """Long or short (a long one is rendered on a worker thread), the same HTML."""
+    import json
+
+    from conversations.rendering import render_json_answer
+
+    chat_model.supports_json_mode = True
+    await chat_model.asave(update_fields=["supports_json_mode"])
+    text = json.dumps({"items": [{"n": n, "name": f"item {n}"} for n in range(items)]})
+    pieces = [text[i : i + 16] for i in range(0, len(text), 16)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces)))
+    message = await start_exchange(alice, chat_model)
+    conversation = await sync_to_async(lambda: message.conversation)()
+    conversation.params = {"json_mode": True}
+    await conversation.asave(update_fields=["params"])
+
+    saved = await run_to_end(message, [])
+
+    assert upstream.requests[-1].json["response_format"] == {"type": "json_object"}
+    assert saved.content == text
+    assert saved.content_html == render_json_answer(text)
+    assert '<pre class="highlight">' in saved.content_html
+
+
 async def test_the_users_message_and_history_reach_the_upstream(alice, chat_model, upstream):
     upstream.script(Scripted(chunks=chat_completion_stream(["ok"])))
     message = await start_exchange(alice, chat_model, question="What is 2+2?")

@@ -78,6 +78,11 @@ class IncrementalRenderer:
         emitted = self._commit(self._cut()) if self._scan_new_lines() else ""
         return RenderUpdate(emitted, self._held_html + self._render_live_tail())
 
+    @property
+    def open_chars(self) -> int:
+        """At most how much source finish() renders: the open tail and the held blocks."""
+        return len(self._tail) + sum(len(held.src) for held in self._held)
+
     def finish(self) -> RenderUpdate:
         """Everything not yet emitted, rendered against the complete text."""
         if self._finished:
