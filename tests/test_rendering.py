@@ -278,6 +278,100 @@ def test_generated_markdown_split_at_random_streams_to_the_same_html(data, piece
     assert stream(text, cuts) == render_markdown(text)
 
 
+WORDS_AND_MARKS = [*MARKDOWN_PIECES, "word", " and", "Text", "é", "中文", "🙂", "x_y", "a;", "&"]
+WORDS_AND_MARKS += ["&amp", "&#12", "[a](b", "[x](<u", "<http://e", "*em", "**b", "~~s", "x)"]
+LAST_WORDS = ["word", " Text", "é", "x)", "a;", "'q'", "1", "", "word ", "x  "]
+PLAIN_WORDS = [
+    " more",
+    "words",
+    "more ",
+    ",",
+    ".",
+    " 42",
+    "'s",
+    '"q"',
+    "é",
+    "🙂",
+    "—",
+    "-",
+    ":",
+    "/",
+    "=",
+]
+MARKS = ["#", "*", "_", "`", ")", "]", "[", "|", ";", "&", "<", ">", "\\", "~", "\t", " ", "\xa0"]
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    src=st.tuples(
+        st.lists(st.sampled_from(WORDS_AND_MARKS), max_size=30), st.sampled_from(LAST_WORDS)
+    ).map(lambda parts: "".join(parts[0]) + parts[1]),
+    added=st.lists(st.sampled_from(PLAIN_WORDS * 4 + MARKS), min_size=1, max_size=6).map("".join),
+)
+def test_words_added_to_a_drawing_draw_what_a_whole_render_draws(src, added):
+    from conversations.rendering.live_append import appended
+
+    drawn = appended(src, render_markdown(src), added)
+    assert drawn is None or drawn == render_markdown(src + added)
+
+
+@pytest.mark.parametrize(
+    ("src", "added"),
+    [
+        ("Some words", " and more"),
+        ("Ends in spaces  ", "then text"),
+        ("- an item", " grows"),
+        ("> a quote", " grows"),
+        ("1. one\n2. two", " three"),
+        ("- a\n  - nested", " item"),
+        ("Intro\n\nsee (a", " b) and c; d"),
+        ("Über", " café 🙂 — “quoted”"),
+        ("Some *open emphasis", " and words"),
+    ],
+)
+def test_plain_words_are_added_to_the_last_drawing(src, added):
+    from conversations.rendering.live_append import appended
+
+    assert appended(src, render_markdown(src), added) == render_markdown(src + added)
+
+
+@pytest.mark.parametrize(
+    ("src", "added"),
+    [
+        ("Intro\n1", ". item"),  # an ordered list starts
+        ("Intro\r1", ". item"),  # "\r" ends a line too
+        ("- a\n\n      code", " more"),  # code in a list item, not a line of text
+        ("see [a](https://b", ")"),  # closes the link
+        ("x &amp", ";"),  # ends the entity
+        ("a *b", "*"),
+        ("snake_", "case"),  # the text after `_` decides what it is
+        ("# Head", "ing"),
+        ("| a | b |\n|---|---|\n| c", " d"),
+        ("```\ncode", " more"),
+        ("Text", "\n==="),
+    ],
+)
+def test_text_that_may_change_what_is_drawn_is_rendered(src, added):
+    from conversations.rendering.live_append import appended
+
+    assert appended(src, render_markdown(src), added) is None
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["", "# Title\n\n", "- first\n- ", "> ", "1. one\n\n2. ", "- a\n  - ", "Intro\n\n* "],
+)
+@pytest.mark.parametrize("space", ["before", "after"])  # tokens " word" or "word "
+def test_words_streamed_onto_a_line_of_text_are_not_rendered_again(monkeypatch, start, space):
+    words = "The answer (about 4 characters a token) grows, word by word: 12 + 30 = 42! "
+    text = start + "Streaming " + words * 40
+    after = 1 if space == "after" else 0
+    cuts = [len(start) + m.start() + after for m in re.finditer(" ", text[len(start) :])]
+    work = stream_checked(text, cuts, monkeypatch)
+    # Rendered again every frame, the line would be parsed about 400 times: 1.2 MB.
+    assert work < 3 * len(text)
+
+
 def test_closed_blocks_are_emitted_before_the_end():
     renderer = IncrementalRenderer()
     first = renderer.feed("# Title\n\nFirst para")

@@ -116,9 +116,7 @@ async def test_a_long_last_block_is_rendered_off_the_event_loop(
 
 
 @pytest.mark.parametrize("items", [3, 300])
-async def test_a_json_mode_answer_is_stored_as_highlighted_json(
-    alice, chat_model, upstream, items
-):
+async def test_a_json_mode_answer_is_stored_as_highlighted_json(alice, chat_model, upstream, items):
     """Long or short (a long one is rendered on a worker thread), the same HTML."""
     import json
 

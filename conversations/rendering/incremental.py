@@ -17,6 +17,7 @@ from typing import Any
 
 from .engine import render_source, top_level_block_lines
 from .highlight import LiveFences
+from .live_append import appended
 from .live_tables import LiveTable
 
 _MISSING: Any = object()
@@ -69,6 +70,7 @@ class IncrementalRenderer:
         self._finished = False
         self._fences = LiveFences()  # the open tail's code blocks, highlighted piecewise
         self._table = LiveTable()  # the open tail's table, its settled rows rendered once
+        self._drawn: tuple[str, str] | None = None  # the tail and its HTML, as last drawn
 
     def feed(self, delta: str) -> RenderUpdate:
         """Take more text; returns blocks that are now final and the re-rendered tail."""
@@ -133,6 +135,7 @@ class IncrementalRenderer:
         references = _References(self._references)
         html = self._render_final(src, references)
         self._fences, self._table = LiveFences(), LiveTable()  # the tail is another one now
+        self._drawn = None
         defined = set(references) - set(self._references)
         self._references = dict(references)
         self._rerender_held(self._references, defined)
@@ -163,9 +166,19 @@ class IncrementalRenderer:
         return emitted
 
     def _render_live_tail(self) -> str:
-        """The tail while streaming: a long table or code block is drawn from pieces that
+        """The tail while streaming: words added to its last line of text are added to its
+        last drawing (live_append); a long table or code block is drawn from pieces that
         were rendered once (LiveTable, LiveFences); finish() renders everything whole."""
+        drawn = self._drawn
+        html = None
+        if drawn is not None and self._tail.startswith(drawn[0]):
+            html = appended(drawn[0], drawn[1], self._tail[len(drawn[0]) :])
+        if html is None:
+            html = self._render_live_blocks()
+        self._drawn = (self._tail, html)
+        return html
 
+    def _render_live_blocks(self) -> str:
         def render(src: str) -> str:
             env = {"references": dict(self._references), "live_fences": self._fences}
             drawn = self._fences.fill(render_source(src, env))
