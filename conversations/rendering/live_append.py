@@ -16,13 +16,14 @@ import re
 import unicodedata
 
 # What may close the block that the last line ends: a paragraph, list item or quote.
-_CLOSERS = re.compile(r"(?:</(?:p|li|ul|ol|blockquote)>\n)+\Z")
+_CLOSERS = ("</p>\n", "</li>\n", "</ul>\n", "</ol>\n", "</blockquote>\n")
 # Quote and list markers at the start of a line, before its text.
 _LINE_START = re.compile(r"[ >]*(?:(?:[-*+]|\d{1,9}[.)]) +)?")
 # ASCII that is text wherever it stands inside a line of text. Left out: what opens or
 # closes something inline (`*_[]<>`\\~|`, `)` of a link, `&` and `;` of entities), `#`
 # (closing an ATX heading), tabs and line ends.
 _PLAIN_ASCII = frozenset(" !\"$%'(+,-./:=?@^{}")
+_ALL_PLAIN_ASCII = re.compile(r"[A-Za-z0-9 !\"$%'(+,\-./:=?@^{}]*")  # the common case, at once
 _CHECKED = 32  # characters of the line that the drawing must end with
 
 
@@ -34,21 +35,32 @@ def appended(src: str, html: str, added: str) -> str | None:
     if not drawn or not added:
         return None
     line = drawn[max(drawn.rfind("\n"), drawn.rfind("\r")) + 1 :]  # "\r" ends lines too
-    if not all(_text_here(char, src, line) for char in drawn[-1] + grown):
+    added_text = drawn[-1] + grown
+    if not _ALL_PLAIN_ASCII.fullmatch(added_text) and not all(
+        _text_here(char, src, line) for char in added_text
+    ):
         return None
     text = line[_LINE_START.match(line).end() :]  # type: ignore[union-attr]
     if not text or not text[0].isalpha():
         return None  # the line could still turn out to be a heading, a fence, a list...
-    closers = _CLOSERS.search(html)
-    if closers is None:
+    closed = _closers_start(html)
+    if closed == len(html):
         return None
-    body = html[: closers.start()]
+    body = html[:closed]
     end = len(text)
     while end > 0 and len(text) - end < _CHECKED and _text_here(text[end - 1], src, line):
         end -= 1
     if not body.endswith(text[end:]):
         return None  # the last line's text is not what the drawing ends with
-    return body + grown + html[closers.start() :]
+    return body + grown + html[closed:]
+
+
+def _closers_start(html: str) -> int:
+    """Where the closing tags that end `html` start (len(html) if it ends otherwise)."""
+    end = len(html)
+    while found := next((tag for tag in _CLOSERS if html.endswith(tag, 0, end)), None):
+        end -= len(found)
+    return end
 
 
 def _plain(char: str) -> bool:
