@@ -280,6 +280,7 @@ def test_generated_markdown_split_at_random_streams_to_the_same_html(data, piece
 
 WORDS_AND_MARKS = [*MARKDOWN_PIECES, "word", " and", "Text", "é", "中文", "🙂", "x_y", "a;", "&"]
 WORDS_AND_MARKS += ["&amp", "&#12", "[a](b", "[x](<u", "<http://e", "*em", "**b", "~~s", "x)"]
+WORDS_AND_MARKS += ["- **", "1. `", "_", "***", "``", "* * ", "- - "]
 LAST_WORDS = ["word", " Text", "é", "x)", "a;", "'q'", "1", "", "word ", "x  "]
 PLAIN_WORDS = [
     " more",
@@ -327,6 +328,9 @@ def test_words_added_to_a_drawing_draw_what_a_whole_render_draws(src, added):
         ("Intro\n\nsee (a", " b) and c; d"),
         ("Über", " café 🙂 — “quoted”"),
         ("Some *open emphasis", " and words"),
+        ("- **Term**: an explanation", " that grows"),
+        ("1. `code` first", ", then words"),
+        ("_Emphasis_ opens it", " and more"),
     ],
 )
 def test_plain_words_are_added_to_the_last_drawing(src, added):
@@ -349,6 +353,9 @@ def test_plain_words_are_added_to_the_last_drawing(src, added):
         ("| a | b |\n|---|---|\n| c", " d"),
         ("```\ncode", " more"),
         ("Text", "\n==="),
+        ("- **", "Term"),  # still could be a rule: "- ** *"
+        ("- ``", "code"),
+        ("[a", "b"),
     ],
 )
 def test_text_that_may_change_what_is_drawn_is_rendered(src, added):

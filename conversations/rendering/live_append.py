@@ -19,6 +19,9 @@ import unicodedata
 _CLOSERS = ("</p>\n", "</li>\n", "</ul>\n", "</ol>\n", "</blockquote>\n")
 # Quote and list markers at the start of a line, before its text.
 _LINE_START = re.compile(r"[ >]*(?:(?:[-*+]|\d{1,9}[.)]) +)?")
+# Emphasis or a code span that may open the text ("- **Term**: ..."): before a letter, none
+# of these can make the line a rule, a fence or a list.
+_OPENING = re.compile(r"(?:[*_]{1,3}|`)?")
 # ASCII that is text wherever it stands inside a line of text. Left out: what opens or
 # closes something inline (`*_[]<>`\\~|`, `)` of a link, `&` and `;` of entities), `#`
 # (closing an ATX heading), tabs and line ends.
@@ -41,7 +44,8 @@ def appended(src: str, html: str, added: str) -> str | None:
     ):
         return None
     text = line[_LINE_START.match(line).end() :]  # type: ignore[union-attr]
-    if not text or not text[0].isalpha():
+    first = _OPENING.match(text).end()  # type: ignore[union-attr]
+    if first >= len(text) or not text[first].isalpha():
         return None  # the line could still turn out to be a heading, a fence, a list...
     closed = _closers_start(html)
     if closed == len(html):
