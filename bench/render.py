@@ -13,7 +13,7 @@ import os
 import time
 
 from bench.context import Context
-from bench.upstream import long_blocks_document
+from bench.upstream import DOCUMENT, long_blocks_document
 
 NAME = "render"
 TIMEOUT = 120
@@ -36,6 +36,27 @@ def render_seconds(size: int) -> tuple[float, float, float]:
     renderer.finish()
     final = time.perf_counter() - final
     return time.process_time() - started, slowest, final
+
+
+# How models write lists: every item a line, opening with a bolded term.
+TERMS = "".join(
+    f"- **Term {n}**: what it means, in words that run on for a while before the line ends.\n"
+    for n in range(40)
+)
+
+
+def frame_cost(text: str, frame: int) -> float:
+    """CPU seconds a frame for `text` fed in `frame`-character frames (best of 3)."""
+    from conversations.rendering import IncrementalRenderer
+
+    best = float("inf")
+    for _ in range(3):
+        renderer, started = IncrementalRenderer(), time.process_time()
+        for at in range(0, len(text), frame):
+            renderer.feed(text[at : at + frame])
+        renderer.finish()
+        best = min(best, time.process_time() - started)
+    return best / -(-len(text) // frame)
 
 
 async def loop_pause_at_the_end(size: int) -> tuple[float, float]:
@@ -84,6 +105,12 @@ async def run(ctx: Context) -> None:
     took, pause = await loop_pause_at_the_end(sizes[1])
     ctx.report.info(NAME, f"{sizes[1] // 1000} KB: the last render (the open code block, whole), longest event-loop pause",
                     f"{took * 1000:.0f} ms on a worker thread; loop paused at most {pause * 1000:.1f} ms")  # fmt: skip
+    for name, text, frame in (
+        ("the mixed document (20 KB)", DOCUMENT[:20_000], 40),
+        ("a 40-item list of bolded terms (3.4 KB)", TERMS, 16),
+    ):
+        ctx.report.info(NAME, f"{name}, {frame}-character frames",
+                        f"{frame_cost(text, frame) * 1e6:.0f} µs a frame")  # fmt: skip
     ratio = results[1][0] / results[0][0]
     ctx.report.info(NAME, f"render work for {sizes[1] // 1000} KB over {sizes[0] // 1000} KB",
                     f"{ratio:.2f} times (linear: 2, quadratic: 4)")  # fmt: skip
