@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from conversations.pacer import pacer
 from conversations.providers import network
@@ -31,6 +32,17 @@ TAIL_RENDER_SHARE = 0.25
 # Source characters from which an answer's last whole render goes to a worker thread: about
 # 5 ms of rendering, what the interpreter lets one thread run before another gets a turn.
 OFF_LOOP_CHARS = 2_000
+# One thread for those renders: they hold the interpreter while they run, so more threads
+# would only take turns; and the loop's default executor stays free for what it does
+# (resolving upstream host names when a connection opens).
+_LONG_RENDERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="long-render")
+
+T = TypeVar("T")
+
+
+async def off_the_loop(render: Callable[..., T], *args: Any) -> T:
+    """`render(*args)` on the long-render thread, the event loop serving others meanwhile."""
+    return await asyncio.get_running_loop().run_in_executor(_LONG_RENDERS, render, *args)
 
 
 @dataclass(frozen=True)
@@ -177,7 +189,7 @@ class DeltaCoalescer:
         other answer's frames; on a worker thread the loop takes its turns meanwhile."""
         if self._renderer.open_chars < OFF_LOOP_CHARS:
             return self._final_html()
-        return await asyncio.to_thread(self._final_html)
+        return await off_the_loop(self._final_html)
 
     def _final_html(self) -> str:
         return "".join(self._blocks) + self._renderer.finish().tail_html

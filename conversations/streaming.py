@@ -18,7 +18,13 @@ from django.conf import settings
 
 from conversations import sql, threads
 from conversations import usage as ledger
-from conversations.coalescer import OFF_LOOP_CHARS, DeltaCoalescer, LiveState, Publish
+from conversations.coalescer import (
+    OFF_LOOP_CHARS,
+    DeltaCoalescer,
+    LiveState,
+    Publish,
+    off_the_loop,
+)
 from conversations.models import Attachment, ChatModel, Message, UsageRecord
 from conversations.providers import get_protocol
 from conversations.providers.base import (
@@ -273,7 +279,7 @@ class Generation:
             return await self.coalescer.final_html()
         if len(text) < OFF_LOOP_CHARS:
             return render_json_answer(text)
-        return await asyncio.to_thread(render_json_answer, text)  # see final_html
+        return await off_the_loop(render_json_answer, text)  # see final_html
 
     def _final_fields(self, status: str, error: str, html: str) -> dict[str, Any]:
         text = "".join(self.text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -91,15 +92,11 @@ async def test_a_long_last_block_is_rendered_off_the_event_loop(
     thread, so the event loop goes on relaying other answers; a short one stays put."""
     from conversations.rendering import IncrementalRenderer
 
-    on_loop: list[bool] = []
+    threads: list[str] = []
     finish = IncrementalRenderer.finish
 
     def recording(self: IncrementalRenderer) -> Any:
-        try:
-            asyncio.get_running_loop()
-            on_loop.append(True)
-        except RuntimeError:
-            on_loop.append(False)
+        threads.append(threading.current_thread().name)
         return finish(self)
 
     monkeypatch.setattr(IncrementalRenderer, "finish", recording)
@@ -112,7 +109,9 @@ async def test_a_long_last_block_is_rendered_off_the_event_loop(
     saved = await run_to_end(message, [])
 
     assert saved.content_html == render_markdown(text)
-    assert on_loop == [lines < 10]
+    assert len(threads) == 1
+    assert threads[0].startswith("long-render") == (lines > 10)
+    assert (threads[0] == threading.main_thread().name) == (lines < 10)
 
 
 @pytest.mark.parametrize("items", [3, 300])
