@@ -40,8 +40,11 @@ _LONG_RENDERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="long-rende
 T = TypeVar("T")
 
 
-async def off_the_loop(render: Callable[..., T], *args: Any) -> T:
-    """`render(*args)` on the long-render thread, the event loop serving others meanwhile."""
+async def render_whole(size: int, render: Callable[..., T], *args: Any) -> T:
+    """`render(*args)`, a whole render of `size` source characters: at once when that is
+    quick, else on the long-render thread, the event loop serving others meanwhile."""
+    if size < OFF_LOOP_CHARS:
+        return render(*args)
     return await asyncio.get_running_loop().run_in_executor(_LONG_RENDERS, render, *args)
 
 
@@ -187,9 +190,7 @@ class DeltaCoalescer:
         That last render is whole, so a long open block costs in proportion: a 20 KB code
         listing is 25-50 ms of highlighting. On the event loop that would hold up every
         other answer's frames; on a worker thread the loop takes its turns meanwhile."""
-        if self._renderer.open_chars < OFF_LOOP_CHARS:
-            return self._final_html()
-        return await off_the_loop(self._final_html)
+        return await render_whole(self._renderer.open_chars, self._final_html)
 
     def _final_html(self) -> str:
         return "".join(self._blocks) + self._renderer.finish().tail_html

@@ -18,13 +18,7 @@ from django.conf import settings
 
 from conversations import sql, threads
 from conversations import usage as ledger
-from conversations.coalescer import (
-    OFF_LOOP_CHARS,
-    DeltaCoalescer,
-    LiveState,
-    Publish,
-    off_the_loop,
-)
+from conversations.coalescer import DeltaCoalescer, LiveState, Publish, render_whole
 from conversations.models import Attachment, ChatModel, Message, UsageRecord
 from conversations.providers import get_protocol
 from conversations.providers.base import (
@@ -277,9 +271,7 @@ class Generation:
             return ""
         if not self.job.request.params.json_mode:
             return await self.coalescer.final_html()
-        if len(text) < OFF_LOOP_CHARS:
-            return render_json_answer(text)
-        return await off_the_loop(render_json_answer, text)  # see final_html
+        return await render_whole(len(text), render_json_answer, text)
 
     def _final_fields(self, status: str, error: str, html: str) -> dict[str, Any]:
         text = "".join(self.text)

@@ -432,16 +432,22 @@ def document(blocks: int, cite: bool = False) -> str:
     return "\n\n".join(shapes[i % len(shapes)].format(i=i) for i in range(blocks)) + "\n"
 
 
-def engine_work(text: str, monkeypatch: pytest.MonkeyPatch) -> int:
-    """Characters handed to markdown-it while streaming `text` in word-sized tokens."""
+def count_parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """From now until monkeypatch.undo(), [0] counts the characters handed to markdown-it."""
     seen = [0]
     parse = ParserBlock.parse
 
-    def counting(self, src, *args, **kwargs):
+    def counting(self: ParserBlock, src: str, *args: Any, **kwargs: Any) -> Any:
         seen[0] += len(src)
         return parse(self, src, *args, **kwargs)
 
     monkeypatch.setattr(ParserBlock, "parse", counting)
+    return seen
+
+
+def engine_work(text: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """Characters handed to markdown-it while streaming `text` in word-sized tokens."""
+    seen = count_parsed(monkeypatch)
     renderer = IncrementalRenderer()
     out = "".join(renderer.feed(t).new_blocks_html for t in re.findall(r"\s*\S+|\s+", text))
     assert out + renderer.finish().tail_html == render_markdown(text)
@@ -567,14 +573,7 @@ def stream_checked(text: str, cuts: list[int], monkeypatch: pytest.MonkeyPatch) 
     """Feed `text` cut at `cuts`; after every cut the blocks so far and the tail must be what
     a whole render of the text so far draws. Returns the characters handed to markdown-it
     while streaming (the checks' own renders not counted)."""
-    seen = [0]
-    parse = ParserBlock.parse
-
-    def counting(self: ParserBlock, src: str, *args: Any, **kwargs: Any) -> Any:
-        seen[0] += len(src)
-        return parse(self, src, *args, **kwargs)
-
-    monkeypatch.setattr(ParserBlock, "parse", counting)
+    seen = count_parsed(monkeypatch)
     renderer, blocks, work, start = IncrementalRenderer(), "", 0, 0
     for cut in [*cuts, len(text)]:
         before = seen[0]
@@ -638,13 +637,6 @@ def test_once_a_line_ends_a_long_table_its_rows_are_not_tried_again_each_frame()
 
 
 def test_a_long_table_is_committed_from_its_settled_rows(monkeypatch):
-    seen = [0]
-    parse = ParserBlock.parse
-
-    def counting(self: ParserBlock, src: str, *args: Any, **kwargs: Any) -> Any:
-        seen[0] += len(src)
-        return parse(self, src, *args, **kwargs)
-
     head = "| n | name | total |\n|--:|:--|---|\n"
     table = head + "".join(f"| {n} | **item** `{n}` | {n * 3} |\n" for n in range(300))
     renderer = IncrementalRenderer()
@@ -652,7 +644,7 @@ def test_a_long_table_is_committed_from_its_settled_rows(monkeypatch):
     for end in line_ends(table):
         renderer.feed(table[start:end])
         start = end
-    monkeypatch.setattr(ParserBlock, "parse", counting)
+    seen = count_parsed(monkeypatch)
     committed = renderer.feed("\nAfter the table.\n")  # the paragraph starts a new block
     monkeypatch.undo()
     assert committed.new_blocks_html == render_markdown(table + "\n")
