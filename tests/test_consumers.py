@@ -322,7 +322,7 @@ async def test_a_tab_that_draws_a_streaming_answer_again_goes_on_without_doublin
     await sender.send_to(text_data=send_frame("a question"))
     frames = await frames_until(watcher, 'data-delta="tail"')
     answer = await Message.objects.aget(role="assistant")
-    while not answer.content:  # a checkpoint has saved part of it
+    while "late0 late1" not in answer.content:  # a checkpoint has saved part of it
         await asyncio.sleep(0.02)
         await answer.arefresh_from_db()
 
