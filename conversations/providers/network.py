@@ -23,6 +23,8 @@ from typing import Any, cast
 import httpcore
 import httpx
 
+from conversations.providers.chunk_joiner import ChunkJoiner
+
 SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 )
@@ -160,6 +162,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, connection: _Connection, transport: asyncio.Transport) -> None:
         self._connection = connection
         self._transport = transport
+        # A read's complete HTTP chunks go up as one (a token each, from most upstreams).
+        self._joiner = ChunkJoiner()
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         connection = self._connection
@@ -168,12 +172,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await pace()
         if not connection.received and not connection.eof:
             await connection.wait_readable(timeout)
-        return connection.take(max_bytes)
+        return self._joiner.feed(connection.take(max_bytes))
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         connection = self._connection
         if connection.lost or self._transport.is_closing():
             raise httpcore.WriteError("the connection is closed")
+        self._joiner.sent(buffer)
         self._transport.write(buffer)
         if not connection.writing_paused:
             return
