@@ -7,8 +7,11 @@ from typing import Any
 
 from django.core.asgi import get_asgi_application
 
+from chatsite import socket_writes
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_http = get_asgi_application()
+socket_writes.install()  # daphne's websocket frames go to the socket at once
 
 # Imported after Django is set up: these load models.
 from channels.auth import AuthMiddlewareStack  # noqa: E402
