@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Awaitable, Callable
 
 from bench.context import Context
 from bench.upstream import DOCUMENT, long_blocks_document
@@ -59,18 +60,9 @@ def frame_cost(text: str, frame: int) -> float:
     return best / -(-len(text) // frame)
 
 
-async def loop_pause_at_the_end(size: int) -> tuple[float, float]:
-    """The answer's last render (DeltaCoalescer.final_html, after every frame): its wall
-    time, and the longest the event loop went without a turn meanwhile (a 1 ms ticker)."""
-    from conversations.coalescer import DeltaCoalescer
-
-    async def publish(frame: dict[str, object]) -> None:
-        pass
-
-    text = long_blocks_document(size)
-    coalescer = DeltaCoalescer(0, publish, 0.05)
-    for at in range(0, len(text), FRAME):
-        coalescer._renderer.feed(text[at : at + FRAME])  # as the frames would have
+async def longest_pause(work: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """`work`'s wall time, and the longest the event loop went without a turn meanwhile (a
+    1 ms ticker): what every other answer on the worker waited."""
     pauses, done = [0.0], asyncio.Event()
 
     async def tick() -> None:
@@ -84,11 +76,44 @@ async def loop_pause_at_the_end(size: int) -> tuple[float, float]:
     ticker = asyncio.create_task(tick())
     await asyncio.sleep(0.02)
     started = time.perf_counter()
-    await coalescer.final_html()
+    await work()
     took = time.perf_counter() - started
     done.set()
     await ticker
     return took, max(pauses)
+
+
+async def _publish(frame: dict[str, object]) -> None:
+    pass
+
+
+async def loop_pause_at_the_end(size: int) -> tuple[float, float]:
+    """The answer's last render (DeltaCoalescer.final_html, after every frame)."""
+    from conversations.coalescer import DeltaCoalescer
+
+    text = long_blocks_document(size)
+    coalescer = DeltaCoalescer(0, _publish, 0.05)
+    for at in range(0, len(text), FRAME):
+        coalescer._renderer.feed(text[at : at + FRAME])  # as the frames would have
+    return await longest_pause(coalescer.final_html)
+
+
+async def loop_pause_mid_answer(size: int) -> tuple[float, float]:
+    """The same document with a paragraph after it, streamed through DeltaCoalescer frame
+    by frame: the frame that starts the paragraph finishes the long code block."""
+    from conversations.coalescer import DeltaCoalescer
+
+    text = long_blocks_document(size) + "\nThat was the listing; more follows.\n"
+    coalescer = DeltaCoalescer(0, _publish, 0.05)
+
+    async def stream() -> None:
+        for at in range(0, len(text), FRAME):
+            await coalescer.add(text=text[at : at + FRAME])
+            await coalescer.flush()
+            await asyncio.sleep(0.002)
+        await coalescer.close()
+
+    return await longest_pause(stream)
 
 
 async def run(ctx: Context) -> None:
@@ -105,6 +130,9 @@ async def run(ctx: Context) -> None:
     took, pause = await loop_pause_at_the_end(sizes[1])
     ctx.report.info(NAME, f"{sizes[1] // 1000} KB: the last render (the open code block, whole), longest event-loop pause",
                     f"{took * 1000:.0f} ms on a worker thread; loop paused at most {pause * 1000:.1f} ms")  # fmt: skip
+    _, pause = await loop_pause_mid_answer(sizes[1])
+    ctx.report.info(NAME, f"{sizes[1] // 1000} KB streamed, the code block finished mid-answer: longest event-loop pause",
+                    f"{pause * 1000:.1f} ms (its whole render on a worker thread)")  # fmt: skip
     for name, text, frame in (
         ("the mixed document (20 KB)", DOCUMENT[:20_000], 40),
         ("a 40-item list of bolded terms (3.4 KB)", TERMS, 16),

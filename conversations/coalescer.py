@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from conversations.pacer import pacer
 from conversations.providers import network
-from conversations.rendering import IncrementalRenderer
+from conversations.rendering import IncrementalRenderer, RenderUpdate
 
 Publish = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -83,6 +83,7 @@ class DeltaCoalescer:
         self._lock = asyncio.Lock()  # keeps frames in order when the timer and close race
         self._reads_paced = False
         self._render_seconds = 0.0  # what rendering the last frame took
+        self._drawing: asyncio.Future[RenderUpdate] | None = None  # on the long-render thread
 
     def snapshot(self) -> LiveState:
         return LiveState("".join(self._blocks), self._tail, "".join(self._reasoning_sent))
@@ -147,40 +148,69 @@ class DeltaCoalescer:
             await self._flush_locked()
 
     async def _flush_locked(self) -> None:
+        await self._renderer_free()
         if not (self._text or self._reasoning):
             return
         text, reasoning = "".join(self._text), "".join(self._reasoning)
         self._text.clear()
         self._reasoning.clear()
-        frame = self._frame(text, reasoning)
-        self._last_flush = time.monotonic()
-        await self._publish(frame)
-
-    def _frame(self, text: str, reasoning: str) -> dict[str, Any]:
-        blocks = ""
-        if text:
-            started = time.perf_counter()
-            update = self._renderer.feed(text)
-            self._render_seconds = time.perf_counter() - started
-            pacer.spent(self._render_seconds)
-            blocks, self._tail = update.new_blocks_html, update.tail_html
+        blocks_offset, reasoning_offset = self._blocks_chars, self._reasoning_chars
+        if reasoning:
+            self._reasoning_sent.append(reasoning)
+            self._reasoning_chars += len(reasoning)
+        blocks = await self._draw(text) if text else ""
         frame = {
             "type": "chat.delta",
             "message_id": self.message_id,
             "blocks": blocks,
-            "blocks_offset": self._blocks_chars,
+            "blocks_offset": blocks_offset,
             "tail": self._tail,
             "reasoning": reasoning,
-            "reasoning_offset": self._reasoning_chars,
+            "reasoning_offset": reasoning_offset,
             "text": text,
         }
-        if blocks:
-            self._blocks.append(blocks)
-            self._blocks_chars += len(blocks)
-        if reasoning:
-            self._reasoning_sent.append(reasoning)
-            self._reasoning_chars += len(reasoning)
-        return frame
+        self._last_flush = time.monotonic()
+        await self._publish(frame)
+
+    async def _draw(self, text: str) -> str:
+        """Renders `text` onto the answer so far; returns the HTML of the blocks it finished.
+
+        Finishing a long block renders it whole (a code block is highlighted whole: its
+        pieces are exact only while it streams), 25-50 ms for a 20 KB listing. From
+        OFF_LOOP_CHARS that runs on the long-render thread. If the frame is cancelled
+        meanwhile (Stop), the render still completes and is kept: the stored answer is
+        assembled from these blocks."""
+        started = time.perf_counter()
+        cut = self._renderer.take(text)
+        if cut < OFF_LOOP_CHARS:
+            return self._drawn(self._renderer.draw(cut), started)
+        loop = asyncio.get_running_loop()
+        drawing = self._drawing = loop.run_in_executor(_LONG_RENDERS, self._renderer.draw, cut)
+        kept: list[str] = []
+
+        def keep(done: asyncio.Future[RenderUpdate]) -> None:  # runs before the await returns
+            if not done.cancelled() and done.exception() is None:
+                kept.append(self._drawn(done.result(), started))
+
+        drawing.add_done_callback(keep)
+        await asyncio.shield(drawing)
+        return kept[0]
+
+    def _drawn(self, update: RenderUpdate, started: float) -> str:
+        self._render_seconds = time.perf_counter() - started
+        pacer.spent(self._render_seconds)
+        self._tail = update.tail_html
+        if update.new_blocks_html:
+            self._blocks.append(update.new_blocks_html)
+            self._blocks_chars += len(update.new_blocks_html)
+        return update.new_blocks_html
+
+    async def _renderer_free(self) -> None:
+        """Waits for a render left running on the long-render thread by a cancelled frame:
+        the renderer is used by one thread at a time."""
+        drawing = self._drawing
+        if drawing is not None and not drawing.done():
+            await asyncio.wait([drawing])
 
     async def final_html(self) -> str:
         """The whole answer's HTML, after close(): the blocks already rendered for the frames
@@ -190,6 +220,7 @@ class DeltaCoalescer:
         That last render is whole, so a long open block costs in proportion: a 20 KB code
         listing is 25-50 ms of highlighting. On the event loop that would hold up every
         other answer's frames; on a worker thread the loop takes its turns meanwhile."""
+        await self._renderer_free()
         return await render_whole(self._renderer.open_chars, self._final_html)
 
     def _final_html(self) -> str:

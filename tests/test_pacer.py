@@ -135,14 +135,14 @@ async def test_an_answer_whose_tail_is_slow_to_render_gets_frames_spaced_by_that
     """A long open table or code block costs more to render every frame: its frames spread
     out so rendering takes at most TAIL_RENDER_SHARE of the answer's time."""
     monkeypatch.setattr(pacing.pacer, "spent", lambda seconds: None)  # hold the scale at 1
-    feed = IncrementalRenderer.feed
+    draw = IncrementalRenderer.draw
     cost = 0.02
 
-    def slow_feed(self: IncrementalRenderer, delta: str) -> RenderUpdate:
+    def slow_draw(self: IncrementalRenderer, cut: int) -> RenderUpdate:
         time.sleep(cost)  # what a few hundred lines of highlighted code take
-        return feed(self, delta)
+        return draw(self, cut)
 
-    monkeypatch.setattr(IncrementalRenderer, "feed", slow_feed)
+    monkeypatch.setattr(IncrementalRenderer, "draw", slow_draw)
     sent: list[float] = []
 
     async def publish(frame: dict) -> None:

@@ -114,6 +114,93 @@ async def test_a_long_last_block_is_rendered_off_the_event_loop(
     assert (threads[0] == threading.main_thread().name) == (lines < 10)
 
 
+def listing_then_more(lines: int) -> str:
+    """A code listing that ends mid-answer (more text follows it), so it is finished and
+    rendered whole while the answer still streams."""
+    code = "".join(f"    value = step_{n}(value)  # line {n}\n" for n in range(lines))
+    return f"Here:\n\n```python\ndef run(value):\n{code}```\n\nThat was the listing. " * 2
+
+
+@pytest.mark.parametrize("lines", [5, 400])
+async def test_a_long_block_finished_mid_answer_is_rendered_off_the_event_loop(
+    alice, chat_model, upstream, monkeypatch, lines
+):
+    from conversations.rendering import IncrementalRenderer
+
+    threads: list[str] = []  # where each frame that finished blocks was drawn
+    draw = IncrementalRenderer.draw
+
+    def recording(self: IncrementalRenderer, cut: int) -> Any:
+        if cut:
+            threads.append(threading.current_thread().name)
+        return draw(self, cut)
+
+    monkeypatch.setattr(IncrementalRenderer, "draw", recording)
+    text = listing_then_more(lines)
+    pieces = [text[i : i + 40] for i in range(0, len(text), 40)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces)))
+    message = await start_exchange(alice, chat_model)
+    frames: list[dict[str, Any]] = []
+
+    saved = await run_to_end(message, frames)
+
+    assert saved.content_html == render_markdown(text)
+    long = [name.startswith("long-render") for name in threads]
+    # Finished mid-answer: the intro, then the first listing with the paragraph after it,
+    # off the loop when long (the second listing is the answer's end: `finish`).
+    assert long.count(True) == (1 if lines > 10 else 0)
+    assert all(
+        name == threading.main_thread().name
+        for name, off in zip(threads, long, strict=True)
+        if not off
+    )
+    # Every frame still carries what it finished, in order.
+    assert "".join(f["blocks"] for f in frames if f["type"] == "chat.delta") in saved.content_html
+
+
+async def test_stop_while_a_long_block_renders_off_the_loop_keeps_that_block(
+    alice, chat_model, upstream, monkeypatch
+):
+    """The frame is cancelled while its render runs on the long-render thread; the render
+    still lands in the answer, so the stored HTML is the whole render of the text kept."""
+    import time
+
+    from conversations.rendering import IncrementalRenderer
+
+    draw = IncrementalRenderer.draw
+    started = threading.Event()
+
+    def slow(self: IncrementalRenderer, cut: int) -> Any:
+        drawn = draw(self, cut)
+        if threading.current_thread().name.startswith("long-render"):
+            started.set()
+            time.sleep(0.3)  # Stop is pressed before the loop has what was drawn
+        return drawn
+
+    monkeypatch.setattr(IncrementalRenderer, "draw", slow)
+    text = listing_then_more(400)
+    pieces = [text[i : i + 40] for i in range(0, len(text), 40)]
+    upstream.script(Scripted(chunks=chat_completion_stream(pieces), delay=0.002))
+    message = await start_exchange(alice, chat_model)
+    runs = Runs()
+
+    async def publish(frame: dict[str, Any]) -> None:
+        pass
+
+    job = await load_job(message.pk)
+    task = asyncio.create_task(Generation(job=job, publish=publish).run(runs.client()))
+    assert await asyncio.to_thread(started.wait, 20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    saved = await Message.objects.aget(pk=message.pk)
+    assert saved.status == "cancelled"
+    assert "```\n\nThat was" in saved.content  # the listing was finished before Stop
+    assert saved.content_html == render_markdown(saved.content)
+    assert "line 399" in saved.content_html
+
+
 @pytest.mark.parametrize("items", [3, 300])
 async def test_a_json_mode_answer_is_stored_as_highlighted_json(alice, chat_model, upstream, items):
     """Long or short (a long one is rendered on a worker thread), the same HTML."""

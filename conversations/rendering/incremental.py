@@ -74,10 +74,20 @@ class IncrementalRenderer:
 
     def feed(self, delta: str) -> RenderUpdate:
         """Take more text; returns blocks that are now final and the re-rendered tail."""
+        return self.draw(self.take(delta))
+
+    def take(self, delta: str) -> int:
+        """Take more text without rendering; returns how much of the tail is now final (the
+        `cut` to `draw`: 0 for none). Cheap: it scans only the new lines, so the caller can
+        see how much `draw` will render whole before it does."""
         if self._finished:
             raise RuntimeError("feed() after finish()")
         self._tail += self._normalise(delta)
-        emitted = self._commit(self._cut()) if self._scan_new_lines() else ""
+        return self._cut() if self._scan_new_lines() else 0
+
+    def draw(self, cut: int) -> RenderUpdate:
+        """The blocks before `cut` (from `take`) rendered for good, and the tail drawn."""
+        emitted = self._commit(cut)
         return RenderUpdate(emitted, self._held_html + self._render_live_tail())
 
     @property
