@@ -357,3 +357,24 @@ async def test_the_app_streams_answers_on_this_backend():
                 assert isinstance(response.extensions["network_stream"], AsyncioStream)
         finally:
             await client.aclose()
+
+
+async def test_httpcore_asks_sniffio_without_searching_the_path_for_it():
+    """httpcore imports sniffio for every lock and event it makes, several a request; were it
+    not installed, each would be a failed import, searched for along sys.path."""
+    import sys
+
+    from httpcore import _synchronization
+
+    searched: list[str] = []
+
+    class Recorder:
+        def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+            searched.append(name)
+
+    sys.meta_path.insert(0, Recorder())
+    try:
+        assert _synchronization.current_async_library() == "asyncio"
+    finally:
+        sys.meta_path.pop(0)
+    assert searched == []
