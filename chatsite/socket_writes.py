@@ -38,7 +38,12 @@ def write_now(self: tcp.Server, data: bytes) -> None:
     _queued_write(self, data)
 
 
+# What write_now reads of a connection, as Twisted 26.10 (pinned) has it.
+_READS = ("TLS", "connected", "disconnecting", "_writeDisconnected", "dataBuffer", "offset")
+
+
 def install() -> None:
-    """Accepted connections (daphne's) write this way; idempotent."""
-    if tcp.Server.write is not write_now:
+    """Accepted connections (daphne's) write this way; idempotent. A Twisted whose
+    connections lack what `write_now` reads keeps its own path."""
+    if tcp.Server.write is not write_now and all(hasattr(tcp.Server, n) for n in _READS):
         tcp.Server.write = write_now  # type: ignore[method-assign, assignment]

@@ -8,7 +8,7 @@ import socket
 from collections.abc import Iterator
 
 import pytest
-from twisted.internet import protocol, tcp
+from twisted.internet import abstract, protocol, tcp
 
 from chatsite import socket_writes
 
@@ -79,3 +79,10 @@ def test_the_site_installs_it():
     import chatsite.asgi  # noqa: F401 (daphne imports it the same way)
 
     assert tcp.Server.write is socket_writes.write_now
+
+
+def test_a_twisted_without_what_it_reads_keeps_its_own_write(monkeypatch):
+    monkeypatch.setattr(tcp.Server, "write", socket_writes._queued_write)
+    monkeypatch.delattr(abstract.FileDescriptor, "dataBuffer")
+    socket_writes.install()
+    assert tcp.Server.write is socket_writes._queued_write
