@@ -26,7 +26,7 @@ TRAILERS = 3  # the trailer fields after the last chunk, up to an empty line
 LENGTH = 4  # a body of known length: `left` bytes
 OFF = 5  # passing everything through
 
-MAX_LINE = 64 * 1024  # longer lines (or header blocks) than this: off
+MAX_LINE = 64 * 1024  # a longer line turns it off (as do more than 200 header fields)
 _SIZE_LINE = re.compile(rb"([0-9A-Fa-f]{1,15})\r\n")
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})[ \r\n]")
 
