@@ -40,12 +40,17 @@ _LONG_RENDERS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="long-rende
 T = TypeVar("T")
 
 
+def on_render_thread(render: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """`render(*args)` on the long-render thread, the event loop serving others meanwhile."""
+    return asyncio.get_running_loop().run_in_executor(_LONG_RENDERS, render, *args)
+
+
 async def render_whole(size: int, render: Callable[..., T], *args: Any) -> T:
     """`render(*args)`, a whole render of `size` source characters: at once when that is
-    quick, else on the long-render thread, the event loop serving others meanwhile."""
+    quick, else on the long-render thread."""
     if size < OFF_LOOP_CHARS:
         return render(*args)
-    return await asyncio.get_running_loop().run_in_executor(_LONG_RENDERS, render, *args)
+    return await on_render_thread(render, *args)
 
 
 @dataclass(frozen=True)
@@ -184,8 +189,7 @@ class DeltaCoalescer:
         cut = self._renderer.take(text)
         if cut < OFF_LOOP_CHARS:
             return self._drawn(self._renderer.draw(cut), started)
-        loop = asyncio.get_running_loop()
-        drawing = self._drawing = loop.run_in_executor(_LONG_RENDERS, self._renderer.draw, cut)
+        drawing = self._drawing = on_render_thread(self._renderer.draw, cut)
         kept: list[str] = []
 
         def keep(done: asyncio.Future[RenderUpdate]) -> None:  # runs before the await returns

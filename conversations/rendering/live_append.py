@@ -26,7 +26,8 @@ _OPENING = re.compile(r"(?:[*_]{1,3}|`)?")
 # closes something inline (`*_[]<>`\\~|`, `)` of a link, `&` and `;` of entities), `#`
 # (closing an ATX heading), tabs and line ends.
 _PLAIN_ASCII = frozenset(" !\"$%'(+,-./:=?@^{}")
-_ALL_PLAIN_ASCII = re.compile(r"[A-Za-z0-9 !\"$%'(+,\-./:=?@^{}]*")  # the common case, at once
+# Letters, digits and those: the common case, checked at once.
+_ALL_PLAIN_ASCII = re.compile(f"[A-Za-z0-9{re.escape(''.join(sorted(_PLAIN_ASCII)))}]*")
 _CHECKED = 32  # characters of the line that the drawing must end with
 
 
