@@ -9,10 +9,10 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.http import Http404
 
 from conversations import sql
-from conversations.models import ChatModel, Conversation, Message, Provider
+from conversations.models import ChatModel, Conversation, ConversationQuerySet, Message, Provider
 
 
-def conversations_of(user: Any) -> QuerySet[Conversation]:
+def conversations_of(user: Any) -> ConversationQuerySet:
     if not getattr(user, "is_authenticated", False):
         return Conversation.objects.none()
     return Conversation.objects.filter(owner=user)

@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from conversations import (
@@ -132,12 +133,19 @@ class MessageInline(admin.TabularInline[Message, Conversation]):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin[Conversation]):
-    list_display = ["display_title", "owner", "model", "updated_at", "archived"]
+    list_display = ["display_title", "owner", "model", "last_active", "archived"]
     list_filter = ["archived", "model"]
     search_fields = ["title", "owner__username"]
     list_select_related = ["owner", "model"]
     inlines = [MessageInline]
     readonly_fields = ["owner", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Conversation]:
+        return Conversation.objects.by_recency()
+
+    @admin.display(description="Last active", ordering="active_at")
+    def last_active(self, conversation: Conversation) -> Any:
+        return getattr(conversation, "active_at", None)
 
 
 @admin.register(Message)

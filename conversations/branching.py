@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from conversations import access, threads
 from conversations.models import Conversation, Message
-from conversations.submissions import Refused, check_text, enforce_quota, pick_model
+from conversations.submissions import (
+    Refused,
+    check_text,
+    enforce_quota,
+    insert_question_and_answer,
+    pending_answer,
+    pick_model,
+)
 
 RETRIED_IN_PLACE = (Message.Status.ERROR, Message.Status.CANCELLED)
 
@@ -111,38 +118,36 @@ async def switch(user: Any, conversation: Conversation, message_id: int) -> None
 
 
 def _new_answer(conversation: Conversation, parent_id: int | None, model: Any) -> Message:
+    """A pending answer: the newest message, so its branch is the one on screen."""
+    answer = pending_answer(conversation, model)
+    answer.parent_id = parent_id
     with transaction.atomic():
-        answer = Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.PENDING,
-            parent_id=parent_id,
-            model=model,
-            model_name=model.display_name,
-            lease_expires_at=Message.lease_until(),
-        )
-        _set_leaf(conversation, answer, model)
+        answer.save(force_insert=True)
+        _use_model(conversation, model)
     return answer
 
 
 def _new_question(conversation: Conversation, old: Message, text: str, model: Any) -> Message:
+    question = Message(
+        conversation=conversation, role=Message.Role.USER, content=text, parent_id=old.parent_id
+    )
+    answer = pending_answer(conversation, model)
     with transaction.atomic():
-        question = Message.objects.create(
-            conversation=conversation, role=Message.Role.USER, content=text, parent_id=old.parent_id
-        )
-        return _new_answer(conversation, question.pk, model)
+        insert_question_and_answer(question, answer)
+        _use_model(conversation, model)
+    return answer
 
 
-def _set_leaf(conversation: Conversation, leaf: Message, model: Any) -> None:
-    conversation.current_leaf = leaf
-    conversation.updated_at = timezone.now()
-    conversation.model = model
-    conversation.save(update_fields=["current_leaf", "model", "updated_at"])
+def _use_model(conversation: Conversation, model: Any) -> None:
+    """The model answering is the conversation's from now on."""
+    if conversation.model_id != model.pk:
+        conversation.model = model
+        conversation.save(update_fields=["model"])
 
 
 def _switch(conversation: Conversation, target: Message) -> None:
     messages = list(conversation.messages.order_by("id"))
     children = threads.children_of(messages)
     leaf = threads.newest_leaf(target, children)
-    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=leaf)
-    conversation.current_leaf = leaf
+    conversation.pick_branch(leaf.pk, messages[-1].pk)
+    conversation.save(update_fields=["current_leaf", "current_leaf_as_of"])

@@ -216,8 +216,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         If the thread's newest message is not the page's, the thread is drawn again."""
         if self.conversation is None or self.shown_up_to is None:
             return
-        await self.conversation.arefresh_from_db(fields=["current_leaf"])  # as of joining
-        leaf = self.conversation.current_leaf_id
+        leaf = await sync_to_async(threads.current_leaf_id)(self.conversation)  # as of joining
         if leaf is None or leaf == self.shown_up_to:
             return
         self.shown_up_to = leaf
@@ -313,7 +312,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def chat_thread_changed(self, event: dict[str, Any]) -> None:
         if self.conversation is None:
             return
-        await self.conversation.arefresh_from_db(fields=["current_leaf"])
+        await self.conversation.arefresh_from_db(fields=["current_leaf", "current_leaf_as_of"])
         await self._send_thread(self.conversation)
 
     async def _send_thread(self, conversation: Conversation) -> None:

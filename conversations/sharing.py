@@ -233,9 +233,7 @@ def continue_share(share: Share, viewer: User) -> Conversation:
         for image in item.get("attachments", []):
             if image["id"] in originals:
                 copy_attachment(originals[image["id"]], viewer, parent)
-    conversation.current_leaf = parent
-    conversation.save(update_fields=["current_leaf"])
-    return conversation
+    return conversation  # the last message copied is the newest: its branch is on screen
 
 
 def _usable_model(share: Share, viewer: User) -> ChatModel | None:

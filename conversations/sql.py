@@ -35,6 +35,35 @@ def execute(template: str, params: Sequence[Any]) -> int:
         return changed
 
 
+def next_message_ids(count: int) -> list[int] | None:
+    """Ids for `count` new messages, in increasing order, so that messages which point at
+    each other (an answer at its question) can be written in one INSERT; None on a backend
+    this cannot do.
+
+    Only inside a transaction that writes them: on PostgreSQL the ids come from the column's
+    own sequence (taken, never handed out twice, even if the transaction rolls back); on
+    SQLite from the table's AUTOINCREMENT counter, which stays ours because the transaction
+    holds the write lock from its start (`transaction_mode` IMMEDIATE, chatsite/settings.py).
+    """
+    meta = _models()["message"]._meta
+    if connection.vendor == "postgresql":
+        found = rows(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, meta.pk.column, count],
+        )
+        return sorted(int(row[0]) for row in found)
+    if connection.vendor == "sqlite":
+        # AUTOINCREMENT gives the larger of the counter and the largest id, plus one.
+        found = rows(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0),"
+            " coalesce((SELECT max(id) FROM {message}), 0))",
+            [meta.db_table],
+        )
+        last = int(found[0][0])
+        return list(range(last + 1, last + 1 + count))
+    return None
+
+
 def statement(template: str) -> str:
     """The SQL of `template`, where `{message}` and the like name the models' tables."""
     return template.format_map(_tables())
@@ -42,6 +71,12 @@ def statement(template: str) -> str:
 
 @functools.cache
 def _tables() -> dict[str, str]:
+    quote = connection.ops.quote_name
+    return {name: quote(model._meta.db_table) for name, model in _models().items()}
+
+
+@functools.cache
+def _models() -> dict[str, type[Model]]:
     from conversations.models import (
         Attachment,
         Budget,
@@ -52,7 +87,7 @@ def _tables() -> dict[str, str]:
         User,
     )
 
-    tables: dict[str, type[Model]] = {
+    return {
         "chat_model": ChatModel,
         "provider": Provider,
         "message": Message,
@@ -62,7 +97,6 @@ def _tables() -> dict[str, str]:
         "memberships": User.groups.through,
         "allowed_groups": ChatModel.allowed_groups.through,
     }
-    return {name: connection.ops.quote_name(model._meta.db_table) for name, model in tables.items()}
 
 
 def to_db(value: datetime) -> Any:

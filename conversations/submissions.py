@@ -9,7 +9,6 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
-from django.utils import timezone
 
 from conversations import access, parameters, quotas, sql
 from conversations.models import Attachment, ChatModel, Conversation, Message
@@ -235,26 +234,73 @@ def _save(
     chosen: Settings | None,
     attachments: list[Attachment],
 ) -> Accepted:
+    """The question and its pending answer, in one INSERT.
+
+    In an existing conversation whose model and settings stay as they were, that is the
+    only write: the branch on screen and the conversation's recency are read from its
+    messages (`Conversation.shown_leaf_id`, `ConversationQuerySet.by_recency`).
+    """
     created = conversation is None
     if conversation is None:
-        conversation = Conversation(owner=user, title=title_from(text))
-    conversation.title = conversation.title or title_from(text)
-    conversation.model = model
-    conversation.updated_at = timezone.now()
-    if chosen is not None:
-        conversation.system_prompt, conversation.params = chosen.system_prompt, chosen.params
-    if created:
-        conversation.save()  # the messages need its id; an existing one is saved once, below
-    question = Message.objects.create(
+        conversation = Conversation(owner=user, title=title_from(text), model=model)
+        _choose(conversation, chosen)
+        conversation.save()
+        parent_id = None
+    else:
+        _update(conversation, text, model, chosen)
+        parent_id = conversation.shown_leaf_id(_newest_message_id(conversation.pk))
+    question = Message(
         conversation=conversation,
         role=Message.Role.USER,
         content=text,
         client_id=client_id,
-        parent_id=conversation.current_leaf_id if not created else None,
+        parent_id=parent_id,
     )
+    answer = pending_answer(conversation, model, client_id)
+    insert_question_and_answer(question, answer)
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=question)
-    answer = Message.objects.create(
+    images = {question.pk: attachments}
+    return Accepted(conversation, [question, answer], answer, images, created_conversation=created)
+
+
+def _choose(conversation: Conversation, chosen: Settings | None) -> list[str]:
+    """Apply settings sent with the message; the fields that changed."""
+    if chosen is None:
+        return []
+    changed = [
+        name
+        for name, value in (("system_prompt", chosen.system_prompt), ("params", chosen.params))
+        if getattr(conversation, name) != value
+    ]
+    conversation.system_prompt, conversation.params = chosen.system_prompt, chosen.params
+    return changed
+
+
+def _update(
+    conversation: Conversation, text: str, model: ChatModel, chosen: Settings | None
+) -> None:
+    """Save what this message changes on an existing conversation, if anything."""
+    changed = _choose(conversation, chosen)
+    if conversation.model_id != model.pk:
+        conversation.model = model
+        changed.append("model")
+    if not conversation.title:
+        conversation.title = title_from(text)
+        changed.append("title")
+    if changed:
+        conversation.save(update_fields=changed)
+
+
+def _newest_message_id(conversation_id: int) -> int | None:
+    found = sql.rows("SELECT max(id) FROM {message} WHERE conversation_id = %s", [conversation_id])
+    newest: int | None = found[0][0]
+    return newest
+
+
+def pending_answer(conversation: Conversation, model: ChatModel, client_id: str = "") -> Message:
+    """An answer about to be generated (not saved)."""
+    return Message(
         conversation=conversation,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
@@ -262,9 +308,17 @@ def _save(
         model_name=model.display_name,
         client_id=client_id,
         lease_expires_at=Message.lease_until(),
-        parent=question,
     )
-    conversation.current_leaf = answer
-    conversation.save(update_fields=["current_leaf"] if created else None)
-    images = {question.pk: attachments}
-    return Accepted(conversation, [question, answer], answer, images, created_conversation=created)
+
+
+def insert_question_and_answer(question: Message, answer: Message) -> None:
+    """One INSERT for both, with ids taken first, so the answer can name its parent."""
+    ids = sql.next_message_ids(2)
+    if ids is None:  # a backend without a way to take ids first: two INSERTs
+        question.save(force_insert=True)
+        answer.parent = question
+        answer.save(force_insert=True)
+        return
+    question.pk, answer.pk = ids
+    answer.parent_id = question.pk
+    Message.objects.bulk_create([question, answer])

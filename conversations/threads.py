@@ -1,7 +1,8 @@
 """Branches of a conversation: the path on screen, and the versions (siblings) of each message.
 
-Every message points at its parent; an edit or a regeneration adds a sibling. The
-conversation's `current_leaf` picks the branch on screen.
+Every message points at its parent; an edit or a regeneration adds a sibling. The branch on
+screen ends at the newest message, or at the one picked by hand since
+(`Conversation.shown_leaf_id`).
 """
 
 from __future__ import annotations
@@ -106,7 +107,27 @@ def _position(pk: int, siblings: list[int]) -> Version | None:
 
 def thread_of(conversation: Conversation) -> Thread:
     messages = list(conversation.messages.prefetch_related("attachments").order_by("id"))
-    return build(messages, conversation.current_leaf_id)
+    return build(messages, shown_leaf_id(conversation, messages))
+
+
+def shown_leaf_id(conversation: Conversation, messages: list[Message]) -> int | None:
+    """The leaf on screen, from all of the conversation's messages ordered by id."""
+    return conversation.shown_leaf_id(messages[-1].pk if messages else None)
+
+
+def current_leaf_id(conversation: Conversation) -> int | None:
+    """The leaf on screen now, read afresh (another tab may have sent or switched since);
+    the conversation's picked branch is refreshed on the way."""
+    found = sql.rows(
+        "SELECT c.current_leaf_id, c.current_leaf_as_of,"
+        " (SELECT max(m.id) FROM {message} m WHERE m.conversation_id = c.id)"
+        " FROM {conversation} c WHERE c.id = %s",
+        [conversation.pk],
+    )
+    if not found:
+        return None
+    conversation.current_leaf_id, conversation.current_leaf_as_of, newest = found[0]
+    return conversation.shown_leaf_id(newest)
 
 
 def ancestors(message: Message) -> list[Earlier]:

@@ -15,6 +15,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from chatsite.asgi import application
+from conversations import threads
 from conversations.models import Conversation, Message
 from conversations.runs import group_name, runs
 from tests.conftest import add_message, make_conversation
@@ -260,7 +261,7 @@ async def test_retrying_an_answer_the_conversation_went_on_from_adds_a_version(
     assert not any("notice" in f and "retried" in f for f in frames)
     retried = await Message.objects.select_related("conversation").aget(content="second time")
     assert retried.pk != failed.pk and retried.parent_id == failed.parent_id
-    assert retried.conversation.current_leaf_id == retried.pk
+    assert await sync_to_async(threads.current_leaf_id)(retried.conversation) == retried.pk
     failed = await Message.objects.aget(pk=failed.pk)
     assert failed.status == "error"  # the old version and its follow-up stay reachable
     assert await Message.objects.filter(parent_id=failed.pk, content="go on anyway").aexists()
@@ -342,8 +343,6 @@ def answered_conversation(user: Any, model: Any) -> tuple[Conversation, Message]
     conversation = make_conversation(user, model)
     question = add_message(conversation, "user", "hello")
     answer = add_message(conversation, "assistant", "hi", parent=question, status="complete")
-    conversation.current_leaf = answer
-    conversation.save(update_fields=["current_leaf"])
     return conversation, answer
 
 

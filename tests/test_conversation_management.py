@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conversations import threads
+from conversations import branching, threads
 from conversations.models import Conversation, Message
 from tests.conftest import add_message, logged_in, make_conversation, make_model
 
@@ -26,7 +26,7 @@ def branched(owner, model) -> tuple[Conversation, dict[str, Message]]:
     a1b = add_message(c, "assistant", "second answer", parent=q1)
     q1b = add_message(c, "user", "edited question")
     a2 = add_message(c, "assistant", "answer to the edit", parent=q1b)
-    c.current_leaf = a1b
+    c.pick_branch(a1b.pk, a2.pk)  # a version switch back to the regenerated answer
     c.save()
     return c, {"q1": q1, "a1": a1, "a1b": a1b, "q1b": q1b, "a2": a2}
 
@@ -37,6 +37,57 @@ def test_the_thread_follows_the_current_leaf_and_counts_versions(alice, model):
     assert [x.pk for x in thread.messages] == [m["q1"].pk, m["a1b"].pk]
     assert thread.versions[m["a1b"].pk] == threads.Version(2, 2, m["a1"].pk, None)
     assert thread.versions[m["q1"].pk] == threads.Version(1, 2, None, m["q1b"].pk)
+
+
+def test_a_picked_branch_holds_until_a_newer_message_shows_its_own(alice, model):
+    conversation, m = branched(alice, model)
+    assert threads.current_leaf_id(conversation) == m["a1b"].pk
+    follow_up = add_message(conversation, "user", "and then?", parent=m["a1b"])
+    assert threads.current_leaf_id(conversation) == follow_up.pk
+    fresh = Conversation.objects.get(pk=conversation.pk)
+    assert [x.pk for x in threads.thread_of(fresh).messages] == [
+        m["q1"].pk,
+        m["a1b"].pk,
+        follow_up.pk,
+    ]
+
+
+def test_with_nothing_picked_the_newest_message_ends_the_branch_on_screen(alice, model):
+    conversation, m = branched(alice, model)
+    Conversation.objects.filter(pk=conversation.pk).update(current_leaf_as_of=None)
+    conversation.refresh_from_db()
+    assert [x.pk for x in threads.thread_of(conversation).messages] == [m["q1b"].pk, m["a2"].pk]
+
+
+def test_switching_versions_picks_the_branch_until_the_next_message(alice, model):
+    conversation, m = branched(alice, model)
+    client = logged_in(alice)
+    branching._switch_to(alice, conversation, m["q1b"].pk)
+    conversation.refresh_from_db()
+    assert threads.current_leaf_id(conversation) == m["a2"].pk
+    branching._switch_to(alice, conversation, m["a1"].pk)
+    page = client.get(f"/c/{conversation.pk}/").content.decode()
+    assert "first answer" in page and "answer to the edit" not in page
+
+
+def test_the_sidebar_lists_the_conversation_with_the_latest_message_first(alice, model):
+    older = make_conversation(alice, model, title="Older chat")
+    add_message(older, "user", "hello")
+    newer = make_conversation(alice, model, title="Newer chat")
+    add_message(newer, "user", "hello")
+    empty = make_conversation(alice, model, title="Empty chat")  # created last, no messages
+    client = logged_in(alice)
+
+    def order() -> list[str]:
+        page = client.get("/").content.decode()
+        names = ["Older chat", "Newer chat", "Empty chat"]
+        return sorted(names, key=page.index)
+
+    assert order() == ["Empty chat", "Newer chat", "Older chat"]
+    add_message(older, "user", "back again")
+    assert order() == ["Older chat", "Empty chat", "Newer chat"]
+    by_recency = Conversation.objects.filter(owner=alice).by_recency()
+    assert [c.pk for c in by_recency] == [older.pk, empty.pk, newer.pk]
 
 
 def test_each_message_knows_its_version_on_its_own(alice, model):

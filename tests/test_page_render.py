@@ -70,8 +70,6 @@ def chat(alice: User, model, turns: int) -> Conversation:
             content_html=f"<p>answer {n}</p>",
             parent=question,
         )
-    conversation.current_leaf = parent
-    conversation.save()
     return conversation
 
 
@@ -161,8 +159,6 @@ def test_a_version_offers_its_siblings(alice, model):
     answer = add_message(conversation, "assistant", "hi", parent=question)
     first = add_message(conversation, "user", "first try", parent=answer)
     second = add_message(conversation, "user", "second try", parent=answer)
-    conversation.current_leaf = second
-    conversation.save()
     html = article(page_of(alice, conversation), second)
     assert '<span data-testid="version-label">2/2</span>' in html
     assert f'hx-vals=\'{{"action": "switch", "message": "{first.pk}"}}\'' in html
@@ -222,8 +218,7 @@ def test_settled_messages_are_drawn_once_and_redrawn_when_anything_they_show_cha
     later = page_of(alice, conversation)
     assert "edited answer" in article(later, answer)
 
-    newer = add_message(conversation, "user", "one more", parent=answer)
-    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=newer)
+    add_message(conversation, "user", "one more", parent=answer)  # the newest: on screen
     moved = page_of(alice, conversation)
     # The earlier last answer loses its Regenerate button: `is_last` is part of its view.
     assert 'data-testid="regenerate"' not in article(moved, answer)
@@ -274,9 +269,9 @@ def test_the_message_list_draws_what_an_include_per_message_draws(alice, model):
     conversation = chat(alice, model, turns=3)
     answer = conversation.messages.filter(role="assistant").order_by("id").first()
     assert answer is not None
-    add_message(conversation, "assistant", "another version", parent=answer.parent)  # 1/2
-    Conversation.objects.filter(pk=conversation.pk).update(current_leaf=answer)
-    conversation.refresh_from_db()
+    newest = add_message(conversation, "assistant", "another version", parent=answer.parent)
+    conversation.pick_branch(answer.pk, newest.pk)  # version 1/2 on screen
+    conversation.save()
     thread = threads.thread_of(conversation)
     context = {
         "chat_messages": thread.messages,

@@ -32,7 +32,6 @@ def chat(owner, *turns: tuple[str, str], title: str = "Trip to Lisbon", **extra)
         parent = add_message(
             conversation, role, text, parent=parent, content_html=html, model_name="Test model"
         )
-    conversation.current_leaf = parent
     conversation.save()
     return conversation
 
@@ -42,12 +41,10 @@ def reply(conversation: Conversation, role: str, text: str, **extra) -> Message:
         conversation,
         role,
         text,
-        parent=conversation.current_leaf,
+        parent_id=threads.current_leaf_id(conversation),
         content_html=f"<p>{text}</p>",
         **extra,
     )
-    conversation.current_leaf = message
-    conversation.save()
     return message
 
 
@@ -82,7 +79,7 @@ def image(alice) -> Attachment:
 
 def with_image(alice, image: Attachment) -> Conversation:
     conversation = chat(alice, (USER, "What is in this picture?"))
-    Attachment.objects.filter(pk=image.pk).update(message=conversation.current_leaf)
+    Attachment.objects.filter(pk=image.pk).update(message=conversation.messages.get())
     reply(conversation, ASSISTANT, "A red square.")
     return conversation
 
@@ -183,7 +180,7 @@ def test_snapshot_follows_the_branch_on_screen(alice, lisbon):
     question = lisbon.messages.get(role=USER)
     add_message(lisbon, ASSISTANT, "A second version", parent=question, content_html="<p>v2</p>")
     first = lisbon.messages.get(content="Try the pastéis de nata.")
-    lisbon.current_leaf = first
+    lisbon.pick_branch(first.pk, lisbon.messages.latest("id").pk)  # a version switch
     lisbon.save()
     assert contents(share_of(lisbon)) == ["Where should we eat?", "Try the pastéis de nata."]
 
@@ -441,7 +438,7 @@ def test_continue_copies_the_snapshot_into_the_viewers_account(alice, bob, lisbo
         ("assistant", "Try the pastéis de nata.", "complete"),
     ]
     assert messages[1].parent_id == messages[0].pk and messages[0].parent_id is None
-    assert copy.current_leaf_id == messages[1].pk
+    assert threads.current_leaf_id(copy) == messages[1].pk
     assert messages[1].content_html == "<p>Try the pastéis de nata.</p>"
     assert copy.title == "Trip to Lisbon" and copy.system_prompt == ""
     assert logged_in(bob).get(f"/c/{copy.pk}/").status_code == 200

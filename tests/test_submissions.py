@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from conversations import submissions
+from conversations import branching, sql, submissions, threads
 from conversations.models import Message
 
 pytestmark = pytest.mark.django_db
@@ -28,9 +28,36 @@ def test_a_submission_costs_the_same_queries_however_long_the_conversation(alice
         conversation = accepted.conversation
     writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
     assert counts[1] == counts[-1], counts
-    # 8 small SELECTs (model, provider, its groups, earlier copies, rate, whether a budget
-    # applies, branch, images), 3 writes and the transaction's two statements; the
-    # question's images are not read back.
-    assert counts[-1] <= 13, [q["sql"][:80] for q in queries]
-    assert len(writes) == 3 + 1
+    # Small SELECTs (model with provider and groups, earlier copies, rate, whether a budget
+    # applies, the newest message, the two ids, the branch's messages and images), one
+    # INSERT of the question and its answer, and the transaction's two statements; the
+    # conversation's row is not written, and the question's images are not read back.
+    assert counts[-1] <= 11, [q["sql"][:80] for q in queries]
+    question, answer = accepted.messages
+    assert len(writes) == 1 + 1 and writes[0].startswith('INSERT INTO "conversations_message"')
+    assert Message.objects.get(pk=answer.pk).parent_id == question.pk
     assert accepted.images == {accepted.messages[0].pk: []}
+
+
+def test_ids_taken_first_are_new_even_after_the_newest_message_was_deleted(alice, chat_model):
+    accepted = submit_and_finish(alice, None, "first", chat_model.pk)
+    last = accepted.assistant.pk
+    Message.objects.filter(pk=last).delete()  # the largest id is gone, never to be reused
+    with transaction.atomic():
+        taken = sql.next_message_ids(3)
+    assert taken is not None and taken[0] > last and taken == sorted(set(taken))
+    again = submit_and_finish(alice, accepted.conversation, "second")
+    question, answer = again.messages
+    assert last < question.pk < answer.pk and answer.parent_id == question.pk
+
+
+def test_an_edit_writes_its_question_and_answer_in_one_insert(alice, chat_model):
+    accepted = submit_and_finish(alice, None, "first", chat_model.pk)
+    question = accepted.messages[0]
+    with CaptureQueriesContext(connection) as queries:
+        answer = branching._edit(alice, accepted.conversation, question.pk, "first, again", None)
+    writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
+    assert len(writes) == 1 and writes[0].startswith('INSERT INTO "conversations_message"')
+    edited = Message.objects.get(pk=answer.parent_id)
+    assert (edited.content, edited.parent_id, edited.role) == ("first, again", None, "user")
+    assert threads.current_leaf_id(accepted.conversation) == answer.pk

@@ -28,7 +28,7 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
         selected = next((m for m in models if m.is_default), models[0] if models else None)
     thread, images = _page_thread(conversation) if conversation else (threads.Thread([]), {})
     messages = thread.messages
-    sidebar = access.conversations_of(request.user).filter(archived=False).order_by("-updated_at")
+    sidebar = access.conversations_of(request.user).filter(archived=False).by_recency()
     return {
         "conversation": conversation,
         "conversations": sidebar[:SIDEBAR_LIMIT],
@@ -54,7 +54,7 @@ def _page_thread(conversation: Conversation) -> tuple[threads.Thread, dict[int, 
     for image in Attachment.objects.filter(message__conversation=conversation).order_by("id"):
         if image.message_id is not None:  # always, by the filter; for the type checker
             images[image.message_id].append(image)
-    return threads.build(messages, conversation.current_leaf_id), dict(images)
+    return threads.build(messages, threads.shown_leaf_id(conversation, messages)), dict(images)
 
 
 @login_required

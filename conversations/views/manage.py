@@ -61,9 +61,9 @@ def matching(user: Any, query: str, archived: bool = False) -> QuerySet[Conversa
     """The user's conversations whose title or any message contains the query."""
     mine = access.conversations_of(user).filter(archived=archived)
     if not query:
-        return mine.order_by("-updated_at")
+        return mine.by_recency()
     in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
-    return mine.filter(Q(title__icontains=query) | Q(Exists(in_messages))).order_by("-updated_at")
+    return mine.filter(Q(title__icontains=query) | Q(Exists(in_messages))).by_recency()
 
 
 def _snippet(conversation: Conversation, query: str) -> str:

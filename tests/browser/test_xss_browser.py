@@ -75,7 +75,6 @@ UNTRUSTED = (
 SEED = """
 import json
 from pathlib import Path
-from django.utils import timezone
 from conversations.models import Conversation, Message, User
 from conversations.rendering import render_markdown
 
@@ -88,7 +87,6 @@ for p in payloads:
         conversation=chat, role="assistant", content=p, content_html=render_markdown(p),
         reasoning=p, tool_calls=[{"id": "t", "name": p[:60], "arguments": p}], model_name=p[:60],
     )
-Message.objects.create(conversation=chat, role="assistant", content=payloads[1], status="error", error=payloads[2])
 titles, current = [], ""
 for p in payloads:
     if current and len(current) + 1 + len(p) > 200:
@@ -98,7 +96,8 @@ for p in payloads:
 titles.append(current)
 for title in titles:
     Conversation.objects.create(owner=owner, title=title)
-Conversation.objects.filter(pk=chat.pk).update(updated_at=timezone.now())
+# Written last, so the payload chat is the most recent in the sidebar.
+Message.objects.create(conversation=chat, role="assistant", content=payloads[1], status="error", error=payloads[2])
 print(json.dumps({"chat": chat.pk, "titles": len(titles)}))
 """
 
