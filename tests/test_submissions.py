@@ -58,6 +58,6 @@ def test_an_edit_writes_its_question_and_answer_in_one_insert(alice, chat_model)
         answer = branching._edit(alice, accepted.conversation, question.pk, "first, again", None)
     writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
     assert len(writes) == 1 and writes[0].startswith('INSERT INTO "conversations_message"')
-    edited = Message.objects.get(pk=answer.parent_id)
+    edited = Message.objects.get(children=answer)
     assert (edited.content, edited.parent_id, edited.role) == ("first, again", None, "user")
     assert threads.current_leaf_id(accepted.conversation) == answer.pk
