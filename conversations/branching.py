@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
 
-from conversations import access, threads
+from conversations import access, sql, threads
 from conversations.models import Conversation, Message
 from conversations.submissions import (
     Refused,
@@ -133,7 +133,8 @@ def _new_question(conversation: Conversation, old: Message, text: str, model: An
     )
     answer = pending_answer(conversation, model)
     with transaction.atomic():
-        insert_question_and_answer(question, answer)
+        _, ids = sql.message_ids(conversation.pk, 2)
+        insert_question_and_answer(question, answer, ids)
         _use_model(conversation, model)
     return answer
 

@@ -35,10 +35,10 @@ def execute(template: str, params: Sequence[Any]) -> int:
         return changed
 
 
-def next_message_ids(count: int) -> list[int] | None:
-    """Ids for `count` new messages, in increasing order, so that messages which point at
-    each other (an answer at its question) can be written in one INSERT; None on a backend
-    this cannot do.
+def message_ids(conversation_id: int, count: int) -> tuple[int | None, list[int] | None]:
+    """In one round trip: the conversation's newest message id, and ids for `count` new
+    messages in increasing order, so that messages which point at each other (an answer
+    at its question) can be written in one INSERT (None on a backend that cannot do that).
 
     Only inside a transaction that writes them: on PostgreSQL the ids come from the column's
     own sequence (taken, never handed out twice, even if the transaction rolls back); on
@@ -48,20 +48,23 @@ def next_message_ids(count: int) -> list[int] | None:
     meta = _models()["message"]._meta
     if connection.vendor == "postgresql":
         found = rows(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, meta.pk.column, count],
+            "SELECT (SELECT max(id) FROM {message} WHERE conversation_id = %s),"
+            " nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [conversation_id, meta.db_table, meta.pk.column, count],
         )
-        return sorted(int(row[0]) for row in found)
+        return found[0][0], sorted(int(row[1]) for row in found)
     if connection.vendor == "sqlite":
         # AUTOINCREMENT gives the larger of the counter and the largest id, plus one.
         found = rows(
-            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0),"
+            "SELECT (SELECT max(id) FROM {message} WHERE conversation_id = %s),"
+            " max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = %s), 0),"
             " coalesce((SELECT max(id) FROM {message}), 0))",
-            [meta.db_table],
+            [conversation_id, meta.db_table],
         )
-        last = int(found[0][0])
-        return list(range(last + 1, last + 1 + count))
-    return None
+        last = int(found[0][1])
+        return found[0][0], list(range(last + 1, last + 1 + count))
+    found = rows("SELECT max(id) FROM {message} WHERE conversation_id = %s", [conversation_id])
+    return found[0][0], None
 
 
 def statement(template: str) -> str:

@@ -245,10 +245,10 @@ def _save(
         conversation = Conversation(owner=user, title=title_from(text), model=model)
         _choose(conversation, chosen)
         conversation.save()
-        parent_id = None
     else:
         _update(conversation, text, model, chosen)
-        parent_id = conversation.shown_leaf_id(_newest_message_id(conversation.pk))
+    newest, ids = sql.message_ids(conversation.pk, 2)
+    parent_id = None if created else conversation.shown_leaf_id(newest)
     question = Message(
         conversation=conversation,
         role=Message.Role.USER,
@@ -257,7 +257,7 @@ def _save(
         parent_id=parent_id,
     )
     answer = pending_answer(conversation, model, client_id)
-    insert_question_and_answer(question, answer)
+    insert_question_and_answer(question, answer, ids)
     if attachments:
         Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=question)
     images = {question.pk: attachments}
@@ -292,12 +292,6 @@ def _update(
         conversation.save(update_fields=changed)
 
 
-def _newest_message_id(conversation_id: int) -> int | None:
-    found = sql.rows("SELECT max(id) FROM {message} WHERE conversation_id = %s", [conversation_id])
-    newest: int | None = found[0][0]
-    return newest
-
-
 def pending_answer(conversation: Conversation, model: ChatModel, client_id: str = "") -> Message:
     """An answer about to be generated (not saved)."""
     return Message(
@@ -311,9 +305,9 @@ def pending_answer(conversation: Conversation, model: ChatModel, client_id: str 
     )
 
 
-def insert_question_and_answer(question: Message, answer: Message) -> None:
-    """One INSERT for both, with ids taken first, so the answer can name its parent."""
-    ids = sql.next_message_ids(2)
+def insert_question_and_answer(question: Message, answer: Message, ids: list[int] | None) -> None:
+    """One INSERT for both, with `ids` taken first (`sql.message_ids`), so the answer can
+    name its question."""
     if ids is None:  # a backend without a way to take ids first: two INSERTs
         question.save(force_insert=True)
         answer.parent = question

@@ -29,10 +29,10 @@ def test_a_submission_costs_the_same_queries_however_long_the_conversation(alice
     writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
     assert counts[1] == counts[-1], counts
     # Small SELECTs (model with provider and groups, earlier copies, rate, whether a budget
-    # applies, the newest message, the two ids, the branch's messages and images), one
+    # applies, the newest message with ids for two more, the branch's messages and images), one
     # INSERT of the question and its answer, and the transaction's two statements; the
     # conversation's row is not written, and the question's images are not read back.
-    assert counts[-1] <= 11, [q["sql"][:80] for q in queries]
+    assert counts[-1] <= 10, [q["sql"][:80] for q in queries]
     question, answer = accepted.messages
     assert len(writes) == 1 + 1 and writes[0].startswith('INSERT INTO "conversations_message"')
     assert Message.objects.get(pk=answer.pk).parent_id == question.pk
@@ -44,7 +44,8 @@ def test_ids_taken_first_are_new_even_after_the_newest_message_was_deleted(alice
     last = accepted.assistant.pk
     Message.objects.filter(pk=last).delete()  # the largest id is gone, never to be reused
     with transaction.atomic():
-        taken = sql.next_message_ids(3)
+        newest, taken = sql.message_ids(accepted.conversation.pk, 3)
+    assert newest == accepted.messages[0].pk  # the question, now that its answer is gone
     assert taken is not None and taken[0] > last and taken == sorted(set(taken))
     again = submit_and_finish(alice, accepted.conversation, "second")
     question, answer = again.messages
@@ -61,3 +62,13 @@ def test_an_edit_writes_its_question_and_answer_in_one_insert(alice, chat_model)
     edited = Message.objects.get(children=answer)
     assert (edited.content, edited.parent_id, edited.role) == ("first, again", None, "user")
     assert threads.current_leaf_id(accepted.conversation) == answer.pk
+
+
+def test_without_ids_taken_first_the_question_and_answer_are_saved_one_by_one(alice, chat_model):
+    conversation = submit_and_finish(alice, None, "first", chat_model.pk).conversation
+    question = Message(conversation=conversation, role="user", content="again")
+    answer = submissions.pending_answer(conversation, chat_model)
+    submissions.insert_question_and_answer(question, answer, None)
+    saved = Message.objects.get(pk=answer.pk)
+    assert saved.parent_id == question.pk and saved.status == "pending"
+    assert Message.objects.get(pk=question.pk).content == "again"
