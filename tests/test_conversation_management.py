@@ -8,7 +8,7 @@ import pytest
 
 from conversations import branching, threads
 from conversations.models import Conversation, Message
-from tests.conftest import add_message, logged_in, make_conversation, make_model
+from tests.conftest import add_message, logged_in, make_conversation, make_model, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -88,6 +88,19 @@ def test_the_sidebar_lists_the_conversation_with_the_latest_message_first(alice,
     assert order() == ["Older chat", "Empty chat", "Newer chat"]
     by_recency = Conversation.objects.filter(owner=alice).by_recency()
     assert [c.pk for c in by_recency] == [older.pk, empty.pk, newer.pk]
+
+
+def test_the_admin_lists_conversations_by_last_activity_and_sorts_by_it(alice, model):
+    quiet = make_conversation(alice, model, title="Quiet chat")
+    add_message(quiet, "user", "hello")
+    busy = make_conversation(alice, model, title="Busy chat")
+    add_message(busy, "user", "hello")
+    add_message(quiet, "user", "me again")  # quiet is now the most recent
+    staff = logged_in(make_user("root", is_staff=True, is_superuser=True))
+    page = staff.get("/admin/conversations/conversation/").content.decode()
+    assert "Last active" in page and page.index("Quiet chat") < page.index("Busy chat")
+    ascending = staff.get("/admin/conversations/conversation/", {"o": "4"}).content.decode()
+    assert ascending.index("Busy chat") < ascending.index("Quiet chat")
 
 
 def test_each_message_knows_its_version_on_its_own(alice, model):
