@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from conversations import branching, threads
 from conversations.models import Conversation, Message
@@ -88,6 +90,30 @@ def test_the_sidebar_lists_the_conversation_with_the_latest_message_first(alice,
     assert order() == ["Older chat", "Empty chat", "Newer chat"]
     by_recency = Conversation.objects.filter(owner=alice).by_recency()
     assert [c.pk for c in by_recency] == [older.pk, empty.pk, newer.pk]
+
+
+@pytest.mark.parametrize("path", ["/", "/archived/", "/search/?q=chat"])
+def test_conversation_lists_read_only_ids_and_titles_in_a_fixed_number_of_queries(
+    alice, model, path
+):
+    def listed(count: int) -> tuple[int, list[str]]:
+        for n in range(count):
+            chat = make_conversation(alice, model, title=f"chat {n}")
+            chat.system_prompt = "a long prompt " * 300
+            chat.archived = path.startswith("/archived")
+            chat.save()
+            add_message(chat, "user", "hello")
+        client = logged_in(alice)
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(path).content.decode()
+        assert page.count("chat ") >= count
+        return len(queries), [q["sql"] for q in queries if "title" in q["sql"]]
+
+    few, _ = listed(2)
+    many, selects = listed(20)
+    assert many == few
+    lists = [sql for sql in selects if "ORDER BY" in sql and "conversations_conversation" in sql]
+    assert lists and all("system_prompt" not in sql for sql in lists), lists
 
 
 def test_the_admin_lists_conversations_by_last_activity_and_sorts_by_it(alice, model):

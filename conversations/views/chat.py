@@ -28,7 +28,7 @@ def _chat_context(request: HtmxHttpRequest, conversation: Conversation | None) -
         selected = next((m for m in models if m.is_default), models[0] if models else None)
     thread, images = _page_thread(conversation) if conversation else (threads.Thread([]), {})
     messages = thread.messages
-    sidebar = access.conversations_of(request.user).filter(archived=False).by_recency()
+    sidebar = access.conversations_of(request.user).filter(archived=False).listed()
     return {
         "conversation": conversation,
         "conversations": sidebar[:SIDEBAR_LIMIT],

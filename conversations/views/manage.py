@@ -61,9 +61,9 @@ def matching(user: Any, query: str, archived: bool = False) -> QuerySet[Conversa
     """The user's conversations whose title or any message contains the query."""
     mine = access.conversations_of(user).filter(archived=archived)
     if not query:
-        return mine.by_recency()
+        return mine.listed()
     in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=query)
-    return mine.filter(Q(title__icontains=query) | Q(Exists(in_messages))).by_recency()
+    return mine.filter(Q(title__icontains=query) | Q(Exists(in_messages))).listed()
 
 
 def _snippet(conversation: Conversation, query: str) -> str:
