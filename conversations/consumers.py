@@ -23,12 +23,13 @@ from conversations import (
     commands,
     control,
     frames,
+    group_events,
     sql,
     submissions,
     threads,
 )
 from conversations.coalescer import LiveState
-from conversations.models import Attachment, Conversation, Message
+from conversations.models import Conversation, Message
 from conversations.rendering import render_markdown
 from conversations.runs import group_name, publisher, runs
 
@@ -144,10 +145,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             return
         conversation = accepted.conversation
         runs.start(accepted.assistant.pk, conversation.pk, accepted.job)
-        # This tab draws the new messages from what it has; other tabs read them.
-        await self._show_added(accepted.messages, accepted.images)
-        ids = [m.pk for m in accepted.messages]
-        event = {"type": "chat.messages_added", "message_ids": ids, "origin": self.channel_name}
+        # This tab draws the new messages from what it has; other tabs draw the same frame.
+        drawn = frames.messages_added(accepted.messages, generating=True, images=accepted.images)
+        await self._show_added(accepted.messages, drawn)
+        event = group_events.messages_added(accepted.messages, drawn, self.channel_name)
         await publisher(conversation.pk)(event)
 
     async def _stop(self, message_id: int | None) -> None:
@@ -247,19 +248,24 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def chat_messages_added(self, event: dict[str, Any]) -> None:
         # Saved before this socket joined and published after: the page has them already.
         new = [pk for pk in event["message_ids"] if pk > (self.shown_up_to or 0)]
-        if new:
-            await self._show_added(await self._messages(new))
+        if not new:
+            return
+        if shipped := group_events.drawn(event, new):
+            drawn, live = shipped
+            await self._show_added(live, drawn)
+        else:
+            messages = await self._messages(new)
+            await self._show_added(messages, frames.messages_added(messages, generating=True))
 
-    async def _show_added(
-        self, messages: list[Message], images: dict[int, list[Attachment]] | None = None
-    ) -> None:
+    async def _show_added(self, messages: list[Message], drawn: str) -> None:
+        """Send `drawn`, the frame of new `messages` (at least the live ones among them)."""
         live = [m for m in messages if m.is_live]
         self.pending.update((m.pk, m) for m in live)
         for message in live:
             # Drawn again from the database (its last checkpoint, if this tab joined while
             # it streamed): the next delta must redraw it whole, not add to the old drawing.
             self.delivered.pop(message.pk, None)
-        await self.send(text_data=frames.messages_added(messages, generating=True, images=images))
+        await self.send(text_data=drawn)
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
         pk = event["message_id"]

@@ -15,7 +15,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from chatsite.asgi import application
-from conversations import threads
+from conversations import group_events, threads
+from conversations.frames import messages_added as added_frame
 from conversations.models import Conversation, Message
 from conversations.runs import group_name, runs
 from tests.conftest import add_message, make_conversation
@@ -335,6 +336,84 @@ async def test_a_tab_that_draws_a_streaming_answer_again_goes_on_without_doublin
 
     assert any("late0 late1" in f and 'hx-swap-oob="beforeend:#messages"' in f for f in frames)
     assert streamed_text(frames, answer.pk) == "".join(pieces).strip()
+
+
+async def test_a_watching_tab_draws_new_messages_as_the_sending_tab_drew_them(
+    alice, chat_model, upstream
+):
+    upstream.script(Scripted(chunks=chat_completion_stream(["Hi ", "there."]), delay=0.05))
+    conversation = await sync_to_async(make_conversation)(alice, chat_model)
+    path = f"/ws/conversations/{conversation.pk}/"
+    sender, _, _ = await open_socket(alice, path)
+    watcher, _, _ = await open_socket(alice, path)
+    await sender.send_to(text_data=send_frame("a <b>question</b>"))
+    sent = [f for f in await frames_until(sender, "beforeend:#messages") if "#messages" in f]
+    seen = [f for f in await frames_until(watcher, "beforeend:#messages") if "#messages" in f]
+    await frames_until(watcher, r'data-role="assistant" data-status="complete"')
+    await sender.disconnect()
+    await watcher.disconnect()
+
+    assert seen == sent and "a &lt;b&gt;question&lt;/b&gt;" in seen[0]
+
+
+async def test_shipped_new_messages_are_drawn_and_streamed_without_reading_them(alice, chat_model):
+    """What the event brings is drawn as is: these messages were never saved, and a tab
+    that read them back would find nothing to draw, nor an answer to stream into."""
+    conversation = await sync_to_async(make_conversation)(alice, chat_model)
+    socket, _, _ = await open_socket(alice, f"/ws/conversations/{conversation.pk}/")
+    question = Message(pk=900, conversation=conversation, role="user", content="unsaved")
+    answer = Message(
+        pk=901, conversation=conversation, role="assistant", parent_id=900, status="pending"
+    )
+    drawn = await sync_to_async(added_frame)([question, answer], generating=True)
+    event = group_events.messages_added([question, answer], drawn, origin="elsewhere")
+    layer = get_channel_layer()
+    await layer.group_send(group_name(conversation.pk), event)
+    first = {
+        "type": "chat.delta", "message_id": 901, "blocks": "", "blocks_offset": 0,
+        "tail": "<p>Hel</p>", "reasoning": "", "reasoning_offset": 0, "text": "Hel",
+    }  # fmt: skip
+    await layer.group_send(group_name(conversation.pk), first)
+
+    assert await socket.receive_from(timeout=5) == drawn
+    live = await socket.receive_from(timeout=5)
+    assert 'id="message-901"' in live and 'data-status="streaming"' in live
+    assert '<div class="markdown markdown--tail" id="message-901-tail"><p>Hel</p>' in live
+    await socket.disconnect()
+
+
+async def test_a_long_question_reaches_watching_tabs_read_from_the_database(
+    alice, chat_model, upstream
+):
+    upstream.script(Scripted(chunks=chat_completion_stream(["Long ", "read."])))
+    conversation = await sync_to_async(make_conversation)(alice, chat_model)
+    path = f"/ws/conversations/{conversation.pk}/"
+    sender, _, _ = await open_socket(alice, path)
+    watcher, _, _ = await open_socket(alice, path)
+    text = "word " * (group_events.SHIPPED_LIMIT // 5)
+    await sender.send_to(text_data=send_frame(text))
+    seen = await frames_until(watcher, r'data-role="assistant" data-status="complete"')
+    await sender.disconnect()
+    await watcher.disconnect()
+
+    added = [f for f in seen if "beforeend:#messages" in f]
+    assert len(added) == 1 and added[0].count(text.strip()) == 2  # the text and its edit box
+    assert "Long read." in seen[-1]
+
+
+def test_an_event_ships_new_messages_only_up_to_its_limit(alice, chat_model):
+    conversation = make_conversation(alice, chat_model)
+    question = add_message(conversation, "user", "short")
+    answer = add_message(conversation, "assistant", "", parent=question, status="pending")
+    short = group_events.messages_added([question, answer], "<p>short</p>", "me")
+    long = group_events.messages_added([question, answer], "x" * 40_000, "me")
+
+    assert short["message_ids"] == long["message_ids"] == [question.pk, answer.pk]
+    assert group_events.drawn(short, [question.pk, answer.pk]) is not None
+    assert group_events.drawn(short, [answer.pk]) is None  # the page had the question
+    assert "html" not in long and group_events.drawn(long, [question.pk, answer.pk]) is None
+    _, live = group_events.drawn(short, [question.pk, answer.pk])
+    assert [(m.pk, m.status, m.parent_id) for m in live] == [(answer.pk, "pending", question.pk)]
 
 
 @sync_to_async
