@@ -209,16 +209,31 @@ def _statuses(
     return found
 
 
-def any_budget_applies(user: Any) -> bool:
-    """`applicable_budgets(user).exists()`, as one cheap query: most sites set no budgets,
-    and every submission asks."""
-    statement = (
-        "SELECT 1 FROM {budget} b WHERE b.scope = %s OR (b.scope = %s AND b.user_id = %s)"
-        " OR (b.scope = %s AND b.group_id IN"
-        " (SELECT g.group_id FROM {memberships} g WHERE g.user_id = %s)) LIMIT 1"
-    )
+def _rate_and_budgets(user: Any, now: datetime, limit: int) -> tuple[datetime | None, bool]:
+    """In one query, as every submission asks both: the `limit`-th newest answer inside the
+    rate window (while there is one, the user is at the limit; 0: no limit), and whether
+    any budget applies to the user (most sites set none).
+
+    The rate is counted from saved answers, so it holds across workers: each is one request
+    upstream, whether for a new question, an edit or a regenerate. A retry in place redoes
+    its answer (dated anew) and so counts as that answer."""
     scope = Budget.Scope
-    return bool(sql.rows(statement, [scope.SITE, scope.USER, user.pk, scope.GROUP, user.pk]))
+    found = sql.rows(
+        "SELECT (SELECT m.created_at FROM {message} m"
+        " JOIN {conversation} c ON c.id = m.conversation_id"
+        " WHERE %s AND c.owner_id = %s AND m.role = %s AND m.created_at > %s"
+        " ORDER BY m.created_at DESC LIMIT 1 OFFSET %s),"
+        " EXISTS (SELECT 1 FROM {budget} b WHERE b.scope = %s"
+        " OR (b.scope = %s AND b.user_id = %s) OR (b.scope = %s AND b.group_id IN"
+        " (SELECT g.group_id FROM {memberships} g WHERE g.user_id = %s)))",
+        [
+            *(limit > 0, user.pk, Message.Role.ASSISTANT, sql.to_db(now - RATE_WINDOW)),
+            max(limit - 1, 0),
+            *(scope.SITE, scope.USER, user.pk, scope.GROUP, user.pk),
+        ],
+    )
+    at_limit, budgeted = found[0]
+    return (sql.from_db(at_limit) if at_limit is not None else None), bool(budgeted)
 
 
 def budgets_for(user: Any, now: datetime | None = None) -> list[BudgetStatus]:
@@ -248,9 +263,16 @@ def enforce(user: Any, model: ChatModel, *, now: datetime | None = None) -> list
     if not getattr(user, "is_authenticated", False):
         return []
     now = now or timezone.now()
-    check_rate(user, now)
+    per_minute = rate_limit_of(user)
+    at_limit, budgeted = _rate_and_budgets(user, now, per_minute)
+    if at_limit is not None:
+        wait = max(1, math.ceil((at_limit + RATE_WINDOW - now).total_seconds()))
+        raise QuotaExceeded(
+            f"You can send {per_minute} message{'s' if per_minute != 1 else ''} a minute."
+            f" Try again in {wait} s."
+        )
     free = not model.input_price_per_mtok and not model.output_price_per_mtok
-    statuses = budgets_for(user, now) if any_budget_applies(user) else []
+    statuses = budgets_for(user, now) if budgeted else []
     pairs = [(s, lim) for s in statuses for lim in s.limits if not (free and lim.kind == "money")]
     reached = sorted((p for p in pairs if p[1].reached), key=lambda p: p[0].resets_at)
     if reached:
@@ -267,29 +289,6 @@ def rate_limit_of(user: Any) -> int:
     """Upstream requests a minute; the person's own setting wins; 0 means unlimited."""
     own = getattr(user, "requests_per_minute", None)
     return int(settings.RATE_LIMIT_PER_MINUTE if own is None else own)
-
-
-def check_rate(user: Any, now: datetime) -> None:
-    """Counted from saved answers, so it holds across workers: each is one request upstream,
-    whether for a new question, an edit or a regenerate. A retry in place redoes its answer
-    (dated anew) and so counts as that answer."""
-    limit = rate_limit_of(user)
-    if limit <= 0:
-        return
-    # The limit-th newest answer: while it is inside the window, the user is at the limit.
-    found = sql.rows(
-        "SELECT m.created_at FROM {message} m JOIN {conversation} c ON c.id = m.conversation_id"
-        " WHERE c.owner_id = %s AND m.role = %s AND m.created_at > %s"
-        " ORDER BY m.created_at DESC LIMIT 1 OFFSET %s",
-        [user.pk, Message.Role.ASSISTANT, sql.to_db(now - RATE_WINDOW), limit - 1],
-    )
-    if not found:
-        return
-    oldest = sql.from_db(found[0][0])
-    wait = max(1, math.ceil((oldest + RATE_WINDOW - now).total_seconds()))
-    raise QuotaExceeded(
-        f"You can send {limit} message{'s' if limit != 1 else ''} a minute. Try again in {wait} s."
-    )
 
 
 # --- Messages ------------------------------------------------------------------------
