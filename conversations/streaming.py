@@ -66,16 +66,13 @@ class Job:
         return len(self.request.system) + sum(len(t.text) for t in self.request.turns)
 
 
-def history_turns(conversation_id: int, messages: list[threads.Earlier]) -> tuple[Turn, ...]:
+def history_turns(messages: list[threads.Earlier]) -> tuple[Turn, ...]:
     """Earlier messages as upstream turns: reasoning stays out, empty answers are skipped."""
     attached: dict[int, list[Attachment]] = defaultdict(list)
-    # Whether the conversation has images at all, in one cheap plain query; most have none.
-    ids = sql.rows(
-        "SELECT a.id FROM {attachment} a JOIN {message} m ON m.id = a.message_id"
-        " WHERE m.conversation_id = %s",
-        [conversation_id],
+    with_images = [m.pk for m in messages if m.has_images and m.role == Message.Role.USER]
+    stored = (
+        Attachment.objects.filter(message__in=with_images).order_by("id") if with_images else []
     )
-    stored = Attachment.objects.filter(pk__in=[pk for (pk,) in ids]).order_by("id") if ids else []
     for attachment in stored:
         attached[attachment.message_id or 0].append(attachment)
     turns = []
@@ -110,7 +107,7 @@ def job_for(answer: Message, owner: Any) -> Job:
     conversation = answer.conversation
     request = ChatRequest(
         model=model.upstream_id,
-        turns=history_turns(conversation.pk, threads.ancestors(answer)),
+        turns=history_turns(threads.ancestors(answer)),
         system=conversation.system_prompt,
         params=model.generation_params(conversation.params),
     )

@@ -54,6 +54,7 @@ class Earlier:
     parent_id: int | None
     role: str
     content: str
+    has_images: bool = False
 
 
 def path_to(by_id: dict[int, N], leaf: N | None) -> list[N]:
@@ -135,14 +136,18 @@ def ancestors(message: Message) -> list[Earlier]:
 
     Read as plain rows, only the fields a prompt needs, in plain SQL: a long conversation is
     read on every submission, and model instances or the ORM's query building would cost
-    more than the query.
+    more than the query. Whether a question has images comes with it (most have none).
     """
     rows = sql.rows(
-        "SELECT id, parent_id, role, content FROM {message}"
-        " WHERE conversation_id = %s AND id < %s ORDER BY id",
+        "SELECT m.id, m.parent_id, m.role, m.content,"
+        " EXISTS (SELECT 1 FROM {attachment} a WHERE a.message_id = m.id)"
+        " FROM {message} m WHERE m.conversation_id = %s AND m.id < %s ORDER BY m.id",
         [message.conversation_id, message.pk],
     )
-    messages = [Earlier(*row) for row in rows]
+    messages = [
+        Earlier(pk, parent, role, content, bool(images))
+        for pk, parent, role, content, images in rows
+    ]
     if all(m.parent_id is None for m in messages) and message.parent_id is None:
         return messages  # a straight list, from before branching
     by_id = {m.pk: m for m in messages}

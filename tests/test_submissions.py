@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from conversations import branching, sql, submissions, threads
-from conversations.models import Message
+from conversations import branching, sql, streaming, submissions, threads
+from conversations.models import Attachment, Message
+from tests.conftest import logged_in
+from tests.test_attachment_views import png_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +76,23 @@ def test_without_ids_taken_first_the_question_and_answer_are_saved_one_by_one(al
     saved = Message.objects.get(pk=answer.pk)
     assert saved.parent_id == question.pk and saved.status == "pending"
     assert Message.objects.get(pk=question.pk).content == "again"
+
+
+def test_the_images_of_earlier_questions_on_the_branch_go_upstream_again(alice, chat_model):
+    chat_model.supports_vision = True
+    chat_model.save()
+    logged_in(alice).post("/attachments/", {"file": png_upload(size=(64, 48))})
+    image = Attachment.objects.get()
+    first = submissions.accept(alice, None, "what is this?", chat_model.pk, "c1", None, (image.pk,))
+    Message.objects.filter(pk=first.assistant.pk).update(status="complete", content="A square.")
+
+    later = submissions.accept(alice, first.conversation, "and its colour?", None, "c2")
+    Message.objects.filter(pk=later.assistant.pk).update(status="complete", content="Red.")
+    edited = branching._edit(alice, first.conversation, first.messages[0].pk, "no picture", None)
+
+    assert later.job is not None
+    turns = later.job.request.turns
+    assert [(t.role, len(t.images)) for t in turns] == [("user", 1), ("assistant", 0), ("user", 0)]
+    assert turns[0].images[0].data_b64 == base64.b64encode(image.file.read()).decode()
+    other_branch = streaming._load_job(edited.pk).request.turns  # the image's question is not on it
+    assert [(t.text, t.images) for t in other_branch] == [("no picture", ())]
