@@ -8,12 +8,14 @@ and are checked by the same behaviour tests as the ORM forms they replaced.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -40,10 +42,11 @@ def message_ids(conversation_id: int, count: int) -> tuple[int | None, list[int]
     messages in increasing order, so that messages which point at each other (an answer
     at its question) can be written in one INSERT (None on a backend that cannot do that).
 
-    Only inside a transaction that writes them: on PostgreSQL the ids come from the column's
-    own sequence (taken, never handed out twice, even if the transaction rolls back); on
-    SQLite from the table's AUTOINCREMENT counter, which stays ours because the transaction
-    holds the write lock from its start (`transaction_mode` IMMEDIATE, chatsite/settings.py).
+    On PostgreSQL the ids come from the column's own sequence (taken, never handed out twice,
+    even if a transaction rolls back). On SQLite they come from the table's AUTOINCREMENT
+    counter, so only inside a transaction that writes them: it stays ours because the
+    transaction holds the write lock from its start (`transaction_mode` IMMEDIATE,
+    chatsite/settings.py). `writing` picks the transaction.
     """
     meta = _models()["message"]._meta
     if connection.vendor == "postgresql":
@@ -65,6 +68,20 @@ def message_ids(conversation_id: int, count: int) -> tuple[int | None, list[int]
         return found[0][0], list(range(last + 1, last + 1 + count))
     found = rows("SELECT max(id) FROM {message} WHERE conversation_id = %s", [conversation_id])
     return found[0][0], None
+
+
+def writing(lone: bool) -> AbstractContextManager[Any]:
+    """The transaction around a submission's writes, and around ids taken first.
+
+    A `lone` INSERT on PostgreSQL needs none: one statement is atomic by itself, its ids
+    came from a sequence (which no transaction holds back), and BEGIN and COMMIT would be
+    two more round trips to the server on the way to the first token. SQLite takes its ids
+    from the table's counter, ours only under the write lock a transaction holds. Inside a
+    transaction already, a savepoint: a failed INSERT must not spoil the outer one.
+    """
+    if lone and connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return contextlib.nullcontext()
+    return transaction.atomic()
 
 
 def statement(template: str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, transaction
+from django.db import IntegrityError, close_old_connections, connection
 
 from conversations import access, parameters, quotas, sql
 from conversations.models import Attachment, ChatModel, Conversation, Message
@@ -224,7 +224,6 @@ def _duplicate(copies: list[Message]) -> Accepted | None:
     )
 
 
-@transaction.atomic
 def _save(
     user: Any,
     conversation: Conversation | None,
@@ -244,22 +243,27 @@ def _save(
     if conversation is None:
         conversation = Conversation(owner=user, title=title_from(text), model=model)
         _choose(conversation, chosen)
-        conversation.save()
+        changed = []
     else:
-        _update(conversation, text, model, chosen)
-    newest, ids = sql.message_ids(conversation.pk, 2)
-    parent_id = None if created else conversation.shown_leaf_id(newest)
-    question = Message(
-        conversation=conversation,
-        role=Message.Role.USER,
-        content=text,
-        client_id=client_id,
-        parent_id=parent_id,
-    )
-    answer = pending_answer(conversation, model, client_id)
-    insert_question_and_answer(question, answer, ids)
-    if attachments:
-        Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=question)
+        changed = _changes(conversation, text, model, chosen)
+    with sql.writing(lone=not (created or changed or attachments)):
+        if created:
+            conversation.save()
+        elif changed:
+            conversation.save(update_fields=changed)
+        newest, ids = sql.message_ids(conversation.pk, 2)
+        parent_id = None if created else conversation.shown_leaf_id(newest)
+        question = Message(
+            conversation=conversation,
+            role=Message.Role.USER,
+            content=text,
+            client_id=client_id,
+            parent_id=parent_id,
+        )
+        answer = pending_answer(conversation, model, client_id)
+        insert_question_and_answer(question, answer, ids)
+        if attachments:
+            Attachment.objects.filter(pk__in=[a.pk for a in attachments]).update(message=question)
     images = {question.pk: attachments}
     return Accepted(conversation, [question, answer], answer, images, created_conversation=created)
 
@@ -277,10 +281,10 @@ def _choose(conversation: Conversation, chosen: Settings | None) -> list[str]:
     return changed
 
 
-def _update(
+def _changes(
     conversation: Conversation, text: str, model: ChatModel, chosen: Settings | None
-) -> None:
-    """Save what this message changes on an existing conversation, if anything."""
+) -> list[str]:
+    """Apply what this message changes on an existing conversation; the fields to save."""
     changed = _choose(conversation, chosen)
     if conversation.model_id != model.pk:
         conversation.model = model
@@ -288,8 +292,7 @@ def _update(
     if not conversation.title:
         conversation.title = title_from(text)
         changed.append("title")
-    if changed:
-        conversation.save(update_fields=changed)
+    return changed
 
 
 def pending_answer(conversation: Conversation, model: ChatModel, client_id: str = "") -> Message:
@@ -315,4 +318,24 @@ def insert_question_and_answer(question: Message, answer: Message, ids: list[int
         return
     question.pk, answer.pk = ids
     answer.parent_id = question.pk
-    Message.objects.bulk_create([question, answer])
+    _insert_rows([question, answer])
+
+
+def _insert_rows(messages: list[Message]) -> None:
+    """One INSERT of messages whose ids are set, built as Django builds it (each field's
+    own conversion). `bulk_create` would wrap it in a transaction of its own: BEGIN and
+    COMMIT, two round trips on PostgreSQL, where the caller holds the transaction it needs,
+    if any (`sql.writing`)."""
+    fields = Message._meta.concrete_fields
+    values = [
+        field.get_db_prep_save(field.pre_save(message, add=True), connection)
+        for message in messages
+        for field in fields
+    ]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    rows = ", ".join([row] * len(messages))
+    sql.execute(f"INSERT INTO {{message}} ({columns}) VALUES {rows}", values)  # noqa: S608 - the model's own columns
+    for message in messages:
+        message._state.adding = False
+        message._state.db = connection.alias

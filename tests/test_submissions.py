@@ -32,11 +32,12 @@ def test_a_submission_costs_the_same_queries_however_long_the_conversation(alice
         conversation = accepted.conversation
     writes = [q["sql"] for q in queries if q["sql"].startswith(("INSERT", "UPDATE", "DELETE"))]
     assert counts[1] == counts[-1], counts
-    # Small SELECTs (model with provider and groups, earlier copies, rate, whether a budget
-    # applies, the newest message with ids for two more, the branch's messages and images), one
-    # INSERT of the question and its answer, and the transaction's two statements; the
-    # conversation's row is not written, and the question's images are not read back.
-    assert counts[-1] <= 10, [q["sql"][:80] for q in queries]
+    # Five small SELECTs (the model with its provider and groups, earlier copies, the rate
+    # with whether a budget applies, the newest message with ids for two more, the branch's
+    # messages with whether each has images), one INSERT of the question and its answer,
+    # and a savepoint's two statements (this test runs in a transaction; on PostgreSQL a
+    # worker's lone INSERT needs none). The conversation's row is not written.
+    assert counts[-1] <= 8, [q["sql"][:80] for q in queries]
     question, answer = accepted.messages
     assert len(writes) == 1 + 1 and writes[0].startswith('INSERT INTO "conversations_message"')
     assert Message.objects.get(pk=answer.pk).parent_id == question.pk
@@ -96,3 +97,22 @@ def test_the_images_of_earlier_questions_on_the_branch_go_upstream_again(alice, 
     assert turns[0].images[0].data_b64 == base64.b64encode(image.file.read()).decode()
     other_branch = streaming._load_job(edited.pk).request.turns  # the image's question is not on it
     assert [(t.text, t.images) for t in other_branch] == [("no picture", ())]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lone_insert_goes_without_a_transaction_on_postgresql_only(alice, chat_model):
+    """Two round trips less (BEGIN, COMMIT) on the way to the first token. SQLite takes its
+    ids under a transaction's write lock; a new conversation (two tables) is one transaction."""
+    inserts: list[bool] = []  # whether each INSERT ran inside a transaction
+
+    def record(execute, statement, params, many, context):
+        if statement.startswith("INSERT"):
+            inserts.append(connection.in_atomic_block)
+        return execute(statement, params, many, context)
+
+    with connection.execute_wrapper(record):
+        conversation = submit_and_finish(alice, None, "first", chat_model.pk).conversation
+        submit_and_finish(alice, conversation, "second")
+    sqlite = connection.vendor == "sqlite"
+    assert inserts == [True, True, sqlite]  # the conversation, its first pair, the second pair
+    assert [m.content for m in conversation.messages.order_by("id")][::2] == ["first", "second"]
