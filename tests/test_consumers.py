@@ -409,10 +409,11 @@ def test_an_event_ships_new_messages_only_up_to_its_limit(alice, chat_model):
     long = group_events.messages_added([question, answer], "x" * 40_000, "me")
 
     assert short["message_ids"] == long["message_ids"] == [question.pk, answer.pk]
-    assert group_events.drawn(short, [question.pk, answer.pk]) is not None
+    shipped = group_events.drawn(short, [question.pk, answer.pk])
     assert group_events.drawn(short, [answer.pk]) is None  # the page had the question
     assert "html" not in long and group_events.drawn(long, [question.pk, answer.pk]) is None
-    _, live = group_events.drawn(short, [question.pk, answer.pk])
+    assert shipped is not None and shipped[0] == "<p>short</p>"
+    live = shipped[1]
     assert [(m.pk, m.status, m.parent_id) for m in live] == [(answer.pk, "pending", question.pk)]
 
 
