@@ -600,8 +600,9 @@
       syncModelFields();
       autosize(textarea);
       // The composer is always in view: no scrolling into view, which lays the page out
-      // at once (11 ms of the send, right after the new messages went in).
-      if (document.activeElement !== textarea) textarea.focus({ preventScroll: true });
+      // at once (11 ms of the send, right after the new messages went in). Focusing the
+      // element that has focus does nothing.
+      textarea.focus({ preventScroll: true });
     } else if (target.id === "location" && target.dataset.url) {
       history.replaceState(null, "", target.dataset.url);
       if (target.dataset.title) document.title = target.dataset.title;
