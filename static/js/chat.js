@@ -27,19 +27,21 @@
   // Keep the view at the end while new text arrives, unless the reader scrolled up: judged
   // when the content has grown, against where its end was before. (A scroll listener would
   // run after every one of these scrolls too, several times a second while an answer streams.)
-  let lastEnd = 0; // the pane's scrollHeight when last judged
+  // Where the browser anchors scrolling (app.css, .thread__end), it has already followed the
+  // end by the time this runs, except from the very top: then nothing is written.
+  let lastEnd = 0; // the thread's scrollHeight when last judged
   let toEnd = true; // follow the next growth whatever the position (the reader just sent)
-  function messagesPane() {
-    return document.getElementById("messages");
+  function threadPane() {
+    return document.getElementById("thread");
   }
   function keepAtEnd() {
-    const pane = messagesPane();
+    const pane = threadPane();
     if (!pane) return;
-    if (toEnd || lastEnd - pane.scrollTop - pane.clientHeight < 80) {
-      pane.scrollTop = pane.scrollHeight;
-    }
+    const end = pane.scrollHeight;
+    const shown = pane.scrollTop + pane.clientHeight;
+    if ((toEnd || lastEnd - shown < 80) && end - shown > 1) pane.scrollTop = end;
     toEnd = false;
-    lastEnd = pane.scrollHeight;
+    lastEnd = end;
   }
   // After htmx's frames: at most once per animation frame, as reading scrollHeight forces a layout.
   let scrollQueued = false;
@@ -619,7 +621,7 @@
   // The newest message on the page (the last of the thread shown): on (re)connect the server
   // redraws the thread if it has moved on meanwhile, and skips what the page already has.
   function shownUpTo() {
-    const last = messagesPane()?.querySelector(":scope > article.message:last-of-type");
+    const last = document.getElementById("messages")?.querySelector(":scope > article.message:last-of-type");
     return last ? last.id.replace("message-", "") : "0";
   }
 

@@ -133,7 +133,7 @@ def test_the_view_follows_a_streaming_answer_unless_the_reader_scrolled_up(
     page.set_viewport_size({"width": 1100, "height": 460})  # the answer outgrows the pane
     send(page, live, "A long one to read while it streams")
     answer = page.locator(ANSWER).last
-    pane = page.locator("#messages")
+    pane = page.locator("#thread")
     wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 150)  # it overflows, still streaming
     expect(answer).to_have_attribute("data-status", "streaming")
     page.wait_for_timeout(150)  # past a frame and its layout
@@ -145,5 +145,14 @@ def test_the_view_follows_a_streaming_answer_unless_the_reader_scrolled_up(
     wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > grown + 60)  # more text came
     assert pane.evaluate(PANE)["top"] == 0  # and did not pull the reader down
 
+    pane.evaluate("(pane) => { pane.scrollTop = pane.scrollHeight; }")  # back to the end
+    back = pane.evaluate(PANE)["bottom"]
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > back + 60)  # more text came
+    page.wait_for_timeout(150)
+    at = pane.evaluate(PANE)
+    assert at["bottom"] - at["top"] < 5, at  # followed again
+    expect(answer).to_have_attribute("data-status", "streaming")
+
+    pane.evaluate("(pane) => { pane.scrollTop = 0; }")  # up once more, to the very top
     expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
     assert pane.evaluate(PANE)["top"] == 0  # nor did the finished answer
