@@ -379,15 +379,28 @@
     live.append(...added);
   }
 
+  // Blocks finished: they start with what the tail showed, most often, as the open block
+  // was the tail. The tail's nodes are grown to the finished blocks and moved after the
+  // blocks, instead of the blocks being parsed anew and the tail's nodes thrown away (the
+  // tail part that follows starts from nothing). False when the blocks are not that growth.
+  function promoteTail(blocks, html) {
+    const tail = document.getElementById(blocks.id.replace(/-blocks$/, "-tail"));
+    const shown = tail && shownTails.get(tail);
+    if (!shown || (html !== shown && !growTail(tail, shown, html))) return false;
+    blocks.append(...tail.childNodes);
+    shownTails.set(tail, "");
+    return true;
+  }
+
   function applyPart(part) {
     const target = document.getElementById("message-" + part.message + "-" + part.name);
     if (!target) return; // not shown in this tab (another version, or not drawn yet)
     if (part.name === "blocks") {
-      target.insertAdjacentHTML("beforeend", part.html);
+      if (!promoteTail(target, part.html)) target.insertAdjacentHTML("beforeend", part.html);
     } else if (part.name === "tail") {
       const shown = shownTails.get(target);
-      const drawn = shown !== undefined
-        && (growTail(target, shown, part.html) || redrawChange(target, shown, part.html));
+      const drawn = shown !== undefined && (shown === part.html
+        || growTail(target, shown, part.html) || redrawChange(target, shown, part.html));
       if (!drawn) morph(target, parsed(part.html));
       shownTails.set(target, part.html);
     } else {

@@ -79,7 +79,8 @@ APPLY = """
         return { index, got: tail.innerHTML, want: tailHtml, wholeParses };
       }
     }
-    return { index: null, wholeParses, allKept, firstKept: tail.firstChild?.keptMark === true };
+    const firstKept = tail.firstChild?.keptMark === true;
+    return { index: null, wholeParses, allKept, firstKept, movedOn: blocks.firstChild?.keptMark === true };
   } finally {
     delete HTMLTemplateElement.prototype.innerHTML;
     article.remove();
@@ -215,3 +216,21 @@ def test_a_reshaped_tail_is_parsed_whole_and_drawn_exactly(
 ) -> None:
     result = apply_tails(page, live, RESHAPED[name])
     assert result["wholeParses"] == list(range(len(RESHAPED[name])))
+
+
+def test_a_finished_block_keeps_the_nodes_the_tail_drew_for_it(
+    page: Page, live: LiveServer
+) -> None:
+    """The open paragraph finishes (grown a little, then as it was, with a list after it):
+    the tail's nodes move to the blocks; nothing is parsed after the first frame."""
+    found = [
+        ("", "<p>first par</p>\n"),
+        ("<p>first paragraph</p>\n", "<p>sec</p>\n"),
+        ("<p>second</p>\n<ul>\n<li>x</li>\n</ul>\n", "<p>third</p>\n"),
+        ("<p>third</p>\n", ""),
+    ]
+    result = apply(page, live, [(frames.delta(PK, b, t, ""), b, t) for b, t in found])
+    assert result["index"] is None, result
+    assert result["wholeParses"] == [0]
+    assert result["allKept"] is True
+    assert result["movedOn"] is True  # the first paragraph's node, drawn in the first frame
