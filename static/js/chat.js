@@ -30,6 +30,7 @@
   // Where the browser anchors scrolling (app.css, .thread__end), it has already followed the
   // end by the time this runs, except from the very top: then nothing is written.
   let lastEnd = 0; // the thread's scrollHeight when last judged
+  let lastHeight = 0; // and its own height (the composer grows with a draft)
   let toEnd = true; // follow the next growth whatever the position (the reader just sent)
   function threadPane() {
     return document.getElementById("thread");
@@ -38,10 +39,12 @@
     const pane = threadPane();
     if (!pane) return;
     const end = pane.scrollHeight;
-    const shown = pane.scrollTop + pane.clientHeight;
-    if ((toEnd || lastEnd - shown < 80) && end - shown > 1) pane.scrollTop = end;
+    const height = pane.clientHeight;
+    const near = lastEnd - (pane.scrollTop + (lastHeight || height)) < 80;
+    if ((toEnd || near) && end - pane.scrollTop - height > 1) pane.scrollTop = end;
     toEnd = false;
     lastEnd = end;
+    lastHeight = height;
   }
   // After htmx's frames: at most once per animation frame, as reading scrollHeight forces a layout.
   let scrollQueued = false;
@@ -729,9 +732,13 @@
   document.addEventListener("DOMContentLoaded", () => {
     ensureClientId();
     addCopyButtons(document);
-    keepAtEnd();
     const textarea = composerText();
     if (textarea) autosize(textarea);
     syncModelFields();
+    keepAtEnd(); // after the composer took its height
+    // The thread's own height changes too (the composer grows with its text, the window is
+    // resized): a reader at the end stays there.
+    const pane = threadPane();
+    if (pane) growth.observe(pane);
   });
 })();

@@ -156,3 +156,26 @@ def test_the_view_follows_a_streaming_answer_unless_the_reader_scrolled_up(
     pane.evaluate("(pane) => { pane.scrollTop = 0; }")  # up once more, to the very top
     expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
     assert pane.evaluate(PANE)["top"] == 0  # nor did the finished answer
+
+
+def test_a_reader_at_the_end_stays_there_when_the_thread_pane_shrinks(
+    page: Page, live: LiveServer
+) -> None:
+    """The composer grows with a long draft, and on a narrow screen it takes its height after
+    the page first went to the end: the thread's pane shrinks from below."""
+    send(page, live, "A long one for a phone")
+    answer = page.locator(ANSWER).last
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    pane = page.locator("#thread")
+    page.set_viewport_size({"width": 390, "height": 700})
+
+    page.reload()
+    page.wait_for_timeout(300)  # the composer sized, the socket's first frames in
+    at = pane.evaluate(PANE)
+    assert at["bottom"] > 150 and at["bottom"] - at["top"] < 2, at
+
+    page.fill("[data-testid=composer]", "\n".join(f"line {n}" for n in range(6)))
+    page.wait_for_timeout(150)
+    grown = pane.evaluate(PANE)
+    assert grown["bottom"] > at["bottom"] + 40, grown  # the pane did shrink
+    assert grown["bottom"] - grown["top"] < 2, grown
