@@ -139,7 +139,12 @@ async def run(ctx: Context) -> None:
         )
         # Blocks that stay open for hundreds of frames: each frame redraws the open tail.
         long = await stream_in_browser(
-            site.server.url, site.cookie, site.conversation_ids[1], size, document="long"
+            site.server.url,
+            site.cookie,
+            site.conversation_ids[1],
+            size,
+            profile / f"{NAME}-long.cpuprofile" if profile else None,
+            document="long",
         )
     what = f"{size // 1000} KB answer at {RATE} tokens/s"
     longest = max(found["long_tasks"], default=0.0)
