@@ -79,7 +79,8 @@
   const DELTA_PART = '<div data-delta="';
   const PART_SHAPE =
     /^(blocks|tail|reasoning)" data-message="(\d+)" hx-swap-oob="[^"]*">([\s\S]*)<\/div>$/;
-  const CLOSING_TAGS = /(?:<\/[a-z][a-z0-9]*>\s*)*$/;
+  const CLOSING_TAG_ONLY = /^<\/[a-z][a-z0-9]*>$/;
+  const SPACE = /\s/;
   const CLOSING_TAG = /<\/([a-z][a-z0-9]*)>\s*/g;
   const TAG = /<(\/?)([a-z][a-z0-9]*)[^>]*>/g; // attribute values have < and > escaped
   const TAG_HERE = /<(\/?)([a-z][a-z0-9]*)[^>]*>/y;
@@ -89,6 +90,27 @@
   const TABLE_PARTS = new Set(["table", "thead", "tbody", "tfoot", "tr"]);
   const parser = document.createElement("template"); // parses inertly: nothing loads or runs
   const shownTails = new WeakMap(); // tail element -> the HTML it shows
+
+  // Whether `text` holds `part` at `at`. Equal slices compared, not startsWith or endsWith:
+  // V8 compares those a character at a time, about 10 ns each, and a long table's tail is
+  // tens of kilobytes, compared several times a frame.
+  function hasAt(text, part, at = 0) {
+    return at >= 0 && text.length >= at + part.length && text.slice(at, at + part.length) === part;
+  }
+
+  // The run of closing tags (each followed by any whitespace) that ends `html`: where it
+  // starts, and its text. Read from the end: a regex anchored at the end is tried from
+  // every position of the tail, every frame.
+  function closingRun(html) {
+    let index = html.length;
+    for (let end = html.length; ; ) {
+      while (end > 0 && SPACE.test(html[end - 1])) end--;
+      const start = html.lastIndexOf("<", end - 1);
+      if (start < 0 || html[end - 1] !== ">" || !CLOSING_TAG_ONLY.test(html.slice(start, end))) break;
+      index = end = start;
+    }
+    return { index, text: html.slice(index) };
+  }
 
   function deltaParts(frame) {
     const parts = [];
@@ -113,23 +135,23 @@
   // list item, new items after it, then a new block after the list. The whitespace that
   // `shown` had between the closing tags it passes is replaced by what `html` has there.
   function growthOf(shown, html) {
-    const run = CLOSING_TAGS.exec(shown);
-    if (html.length <= shown.length || !html.startsWith(shown.slice(0, run.index))) return null;
+    const run = closingRun(shown);
+    if (html.length <= shown.length || !hasAt(html, shown.slice(0, run.index))) return null;
     // A loop on exec, not Array.from over matchAll: streaming a long table, that line took
     // about a quarter of the page's scripting (README, Benchmarks).
     const tags = []; // innermost first
     CLOSING_TAG.lastIndex = 0; // exec ends back at 0 (the run is closing tags only)
-    for (let match; (match = CLOSING_TAG.exec(run[0])); ) {
+    for (let match; (match = CLOSING_TAG.exec(run.text)); ) {
       const start = run.index + match.index;
       tags.push({ name: match[1], start, end: start + match[1].length + 3 });
     }
     let from = 0; // the closing tags that html still has where shown has them
-    while (from < tags.length && html.startsWith(shown.slice(run.index, tags[from].end), run.index)) from++;
+    while (from < tags.length && hasAt(html, shown.slice(run.index, tags[from].end), run.index)) from++;
     const at = from ? tags[from - 1].end : run.index;
     for (let to = from; to <= tags.length; to++) {
       const kept = to < tags.length ? tags[to].start : shown.length; // shown[kept:] stays
       const end = html.length - (shown.length - kept);
-      if (end < at || !html.endsWith(shown.slice(kept))) continue;
+      if (end < at || !hasAt(html, shown.slice(kept), end)) continue;
       const pieces = piecesOf(html.slice(at, end), tags, from, to);
       if (pieces) return { tags, from, pieces, afterTag: !from && shown[at - 1] === ">" };
     }
@@ -205,7 +227,7 @@
     let high = Math.min(shown.length, html.length);
     while (low < high) {
       const mid = (low + high + 1) >> 1;
-      if (html.startsWith(shown.slice(0, mid))) low = mid;
+      if (hasAt(html, shown.slice(0, mid))) low = mid;
       else high = mid - 1;
     }
     return low;
@@ -280,7 +302,7 @@
     for (; level < depth; level++) {
       if (was.levels[level].name !== now.levels[level].name) return false;
       const rest = shown.slice(was.levels[level].close);
-      if (html.length - now.levels[level].close === rest.length && html.endsWith(rest)) break;
+      if (html.length - now.levels[level].close === rest.length && hasAt(html, rest, now.levels[level].close)) break;
     }
     // The elements of the levels from the tail down to `level`, found from their ends.
     const elements = [];
@@ -347,7 +369,7 @@
           last = last.nextSibling;
           text += last.data;
         }
-        if (!b.data.startsWith(text)) break;
+        if (!hasAt(b.data, text)) break;
         if (b.data.length > text.length) {
           last.after(b.data.slice(text.length));
           last = last.nextSibling;
