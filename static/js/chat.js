@@ -77,8 +77,8 @@
   // conversations/frames.py `delta()` builds them: parts that each start with DELTA_PART.
   // The server's sanitiser never lets that string (or any data-* attribute) into content.
   const DELTA_PART = '<div data-delta="';
-  const PART_SHAPE =
-    /^(blocks|tail|reasoning)" data-message="(\d+)" hx-swap-oob="[^"]*">([\s\S]*)<\/div>$/;
+  const PART_HEAD = /(blocks|tail|reasoning)" data-message="(\d+)" hx-swap-oob="[^"]*">/y;
+  const PART_END = "</div>";
   const CLOSING_TAG_ONLY = /^<\/[a-z][a-z0-9]*>$/;
   const SPACE = /\s/;
   const CLOSING_TAG = /<\/([a-z][a-z0-9]*)>\s*/g;
@@ -112,12 +112,22 @@
     return { index, text: html.slice(index) };
   }
 
+  // The frame's parts, read by their heads and ends: a regex over each part's content cost
+  // more than the rest of reading it, for a long tail.
   function deltaParts(frame) {
     const parts = [];
-    for (const piece of frame.split(DELTA_PART).slice(1)) {
-      const match = PART_SHAPE.exec(piece);
-      if (!match) return null;
-      parts.push({ name: match[1], message: match[2], html: match[3] });
+    for (let start = 0; start < frame.length; ) {
+      if (!hasAt(frame, DELTA_PART, start)) return null;
+      PART_HEAD.lastIndex = start + DELTA_PART.length;
+      const head = PART_HEAD.exec(frame);
+      if (!head) return null;
+      let next = frame.indexOf(DELTA_PART, PART_HEAD.lastIndex);
+      if (next < 0) next = frame.length;
+      const end = next - PART_END.length;
+      if (end < PART_HEAD.lastIndex || !hasAt(frame, PART_END, end)) return null;
+      const html = frame.slice(PART_HEAD.lastIndex, end);
+      parts.push({ name: head[1], message: head[2], html });
+      start = next;
     }
     return parts;
   }

@@ -234,3 +234,35 @@ def test_a_finished_block_keeps_the_nodes_the_tail_drew_for_it(
     assert result["wholeParses"] == [0]
     assert result["allKept"] is True
     assert result["movedOn"] is True  # the first paragraph's node, drawn in the first frame
+
+
+# Whether a frame got past the page's delta listener to the socket's next one (htmx's).
+PASSED_ON = """
+(frame) => {
+  const socket = htmx.createWebSocket("ws://127.0.0.1:9/none");
+  socket.close(); // only its listeners are wanted
+  let reached = false;
+  socket.addEventListener("message", () => { reached = true; });
+  socket.dispatchEvent(new MessageEvent("message", { data: frame }));
+  return reached;
+}
+"""
+GOOD = frames.delta(PK, "<p>a</p>\n", "<p>b</p>\n", "thinking")
+
+
+@pytest.mark.parametrize(
+    ("frame", "passed_on"),
+    [
+        (GOOD, False),
+        (frames.delta(PK, "", "<p>only a tail</p>\n", ""), False),
+        (GOOD.replace('data-delta="tail"', 'data-delta="other"'), True),  # a part it does not know
+        (GOOD.removesuffix("</div>"), True),  # a part not closed
+        (GOOD.replace('</div><div data-delta="tail"', '</div>x<div data-delta="tail"'), True),
+        ("<p>not a delta</p>", True),
+    ],
+)
+def test_only_frames_of_the_known_shape_are_taken_from_htmx(
+    page: Page, live: LiveServer, frame: str, passed_on: bool
+) -> None:
+    log_in(page, live)
+    assert page.evaluate(PASSED_ON, frame) is passed_on
