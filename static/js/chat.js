@@ -28,7 +28,7 @@
   // when the content has grown, against where its end was before. (A scroll listener would
   // run after every one of these scrolls too, several times a second while an answer streams.)
   // Where the browser anchors scrolling (app.css, .thread__end), it has already followed the
-  // end by the time this runs, except from the very top: then nothing is written.
+  // end by the time this runs (except from the very top), and nothing is written.
   let lastEnd = 0; // the thread's scrollHeight when last judged
   let lastHeight = 0; // and its own height (the composer grows with a draft)
   let toEnd = true; // follow the next growth whatever the position (the reader just sent)
@@ -418,8 +418,8 @@
   // was the tail. The tail's nodes are grown to the finished blocks and moved after the
   // blocks, instead of the blocks being parsed anew and the tail's nodes thrown away (the
   // tail part that follows starts from nothing). False when the blocks are not that growth.
-  function promoteTail(blocks, html) {
-    const tail = document.getElementById(blocks.id.replace(/-blocks$/, "-tail"));
+  function promoteTail(blocks, message, html) {
+    const tail = document.getElementById("message-" + message + "-tail");
     const shown = tail && shownTails.get(tail);
     if (!shown || (html !== shown && !growTail(tail, shown, html))) return false;
     blocks.append(...tail.childNodes);
@@ -431,7 +431,7 @@
     const target = document.getElementById("message-" + part.message + "-" + part.name);
     if (!target) return; // not shown in this tab (another version, or not drawn yet)
     if (part.name === "blocks") {
-      if (!promoteTail(target, part.html)) target.insertAdjacentHTML("beforeend", part.html);
+      if (!promoteTail(target, part.message, part.html)) target.insertAdjacentHTML("beforeend", part.html);
     } else if (part.name === "tail") {
       const shown = shownTails.get(target);
       const drawn = shown !== undefined && (shown === part.html
