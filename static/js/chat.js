@@ -414,16 +414,66 @@
     live.append(...added);
   }
 
+  // The names of the elements at the top level of `html`, in order; null when it has text
+  // there (whitespace aside) or its tags do not pair up.
+  function topLevelNames(html) {
+    const names = [];
+    const open = [];
+    let last = 0;
+    for (const match of html.matchAll(TAG)) {
+      const [tag, closing, name] = match;
+      if (!open.length && /\S/.test(html.slice(last, match.index))) return null;
+      last = match.index + tag.length;
+      if (!open.length && !closing) names.push(name);
+      if (VOID_TAGS.has(name)) continue;
+      if (!closing) open.push(name);
+      else if (open.pop() !== name) return null;
+    }
+    return open.length || /\S/.test(html.slice(last)) ? null : names;
+  }
+
+  // The tail's first nodes, when `html`, the start of `shown`, is whole blocks of it: the
+  // tail showed more than one block and only the first ones finished (a heading and the
+  // paragraph after it). Null when the nodes are not those blocks.
+  function leadingBlocks(tail, shown, html) {
+    const names = html.length < shown.length && hasAt(shown, html) && topLevelNames(html);
+    if (!names || !names.length) return null;
+    const nodes = [];
+    let node = tail.firstChild;
+    for (const name of names) {
+      for (; node && node.nodeType === Node.TEXT_NODE && !node.data.trim(); node = node.nextSibling) nodes.push(node);
+      if (!node || node.localName !== name) return null; // the parse moved something
+      nodes.push(node);
+      node = node.nextSibling;
+    }
+    const space = html.slice(html.lastIndexOf(">") + 1); // whitespace after the last block
+    if (space) {
+      if (node?.nodeType !== Node.TEXT_NODE || !hasAt(node.data, space)) return null;
+      if (node.data.length > space.length) node.splitText(space.length);
+      nodes.push(node);
+    }
+    return nodes;
+  }
+
   // Blocks finished: they start with what the tail showed, most often, as the open block
   // was the tail. The tail's nodes are grown to the finished blocks and moved after the
   // blocks, instead of the blocks being parsed anew and the tail's nodes thrown away (the
-  // tail part that follows starts from nothing). False when the blocks are not that growth.
+  // tail part that follows starts from nothing). When only the tail's first blocks
+  // finished, those move and the rest stays for the tail part. False when the blocks are
+  // neither.
   function promoteTail(blocks, message, html) {
     const tail = document.getElementById("message-" + message + "-tail");
     const shown = tail && shownTails.get(tail);
-    if (!shown || (html !== shown && !growTail(tail, shown, html))) return false;
-    blocks.append(...tail.childNodes);
-    shownTails.set(tail, "");
+    if (!shown) return false;
+    if (html === shown || growTail(tail, shown, html)) {
+      blocks.append(...tail.childNodes);
+      shownTails.set(tail, "");
+      return true;
+    }
+    const leading = leadingBlocks(tail, shown, html);
+    if (!leading) return false;
+    blocks.append(...leading);
+    shownTails.set(tail, shown.slice(html.length));
     return true;
   }
 

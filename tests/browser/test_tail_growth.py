@@ -236,6 +236,24 @@ def test_a_finished_block_keeps_the_nodes_the_tail_drew_for_it(
     assert result["movedOn"] is True  # the first paragraph's node, drawn in the first frame
 
 
+def test_when_only_the_tails_first_blocks_finish_their_nodes_move(
+    page: Page, live: LiveServer
+) -> None:
+    """The tail shows a heading and a paragraph; the heading finishes alone, then a list
+    item's paragraph: those nodes move to the blocks, the rest stays drawn in the tail."""
+    found = [
+        ("", "<h2>Title</h2>\n<p>first par</p>\n"),
+        ("<h2>Title</h2>\n", "<p>first paragraph</p>\n<p>sec</p>\n"),
+        ("<p>first paragraph</p>", "\n<p>second</p>\n"),  # the whitespace after it stays
+        ("", "\n<p>second one</p>\n"),
+    ]
+    result = apply(page, live, [(frames.delta(PK, b, t, ""), b, t) for b, t in found])
+    assert result["index"] is None, result
+    assert result["wholeParses"] == [0]
+    assert result["allKept"] is True
+    assert result["movedOn"] is True  # the heading's node, drawn in the first frame
+
+
 # Whether a frame got past the page's delta listener to the socket's next one (htmx's).
 PASSED_ON = """
 (frame) => {
