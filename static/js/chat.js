@@ -32,6 +32,7 @@
   let lastEnd = 0; // the thread's scrollHeight when last judged
   let lastHeight = 0; // and its own height (the composer grows with a draft)
   let toEnd = true; // follow the next growth whatever the position (the reader just sent)
+  let anchored = false; // the browser follows the streaming answer itself (see `growth`)
   function threadPane() {
     return document.getElementById("thread");
   }
@@ -40,7 +41,9 @@
     if (!pane) return;
     const end = pane.scrollHeight;
     const height = pane.clientHeight;
-    const near = lastEnd - (pane.scrollTop + (lastHeight || height)) < 80;
+    // Anchored, the answer's growth was not judged here: the end as it is now stands for
+    // the end before (the browser kept a reader who was there at it).
+    const near = (anchored ? end : lastEnd) - (pane.scrollTop + (lastHeight || height)) < 80;
     if ((toEnd || near) && end - pane.scrollTop - height > 1) pane.scrollTop = end;
     toEnd = false;
     lastEnd = end;
@@ -57,16 +60,25 @@
     });
   }
   // A streaming answer grows without htmx events: follow it right after the browser's own
-  // layout, where reading scrollHeight costs nothing.
+  // layout, where reading scrollHeight costs nothing. Once the pane has scrolled, a browser
+  // that anchors scrolling follows the answer by itself (or leaves a reader who scrolled up
+  // where they are), and the answer is no longer observed: a call here on every frame cost
+  // about a twentieth of the page's scripting while an answer streams (README, Benchmarks).
+  const ANCHORS = CSS.supports("overflow-anchor", "auto"); // not Safari
   let followed = null;
   const growth = new ResizeObserver(() => {
     if (followed && !followed.isConnected) follow(null); // the finished answer replaced it
     keepAtEnd();
+    if (ANCHORS && followed && !anchored && threadPane().scrollTop > 0) {
+      growth.unobserve(followed);
+      anchored = true;
+    }
   });
   function follow(message) {
     if (message === followed) return;
     if (followed) growth.unobserve(followed);
     followed = message;
+    anchored = false;
     if (message) growth.observe(message);
   }
 
@@ -501,8 +513,12 @@
     if (!parts) return; // a shape this script does not know: htmx applies it
     event.stopImmediatePropagation();
     parts.forEach(applyPart);
-    follow(document.getElementById("message-" + parts[0].message));
+    const message = parts[0].message;
+    if (message === followedMessage && followed?.isConnected) return; // looked up once
+    followedMessage = message;
+    follow(document.getElementById("message-" + message));
   }
+  let followedMessage = "";
 
   // An answer redrawn whole (it finished, failed or was stopped, or its first text came)
   // where this tab streamed it: htmx would swap in a new article, and laying a long answer
