@@ -175,7 +175,7 @@
       const end = html.length - (shown.length - kept);
       if (end < at || !hasAt(html, shown.slice(kept), end)) continue;
       const pieces = piecesOf(html.slice(at, end), tags, from, to);
-      if (pieces) return { tags, from, pieces, afterTag: !from && shown[at - 1] === ">" };
+      if (pieces) return { run, tags, from, pieces, afterTag: !from && shown[at - 1] === ">" };
     }
     return null;
   }
@@ -212,12 +212,33 @@
     return pieces;
   }
 
+  // Where text last grew in a tail: the tail's HTML since, the element the text went into,
+  // where the closing tags after it start in that HTML, and their text. The next frame most
+  // often adds words there again, and is checked against these without reading the tail's
+  // closing tags and finding their elements anew. Dropped by any other change to the tail.
+  const textEnds = new WeakMap(); // tail element -> { shown, element, at, closing }
+
+  // `html` is `shown` with text added where text last grew: appends it there.
+  function growText(tail, shown, html) {
+    const end = textEnds.get(tail);
+    if (!end || end.shown !== shown) return false;
+    const cut = html.length - end.closing.length;
+    if (cut <= end.at || !hasAt(html, end.closing, cut) || !hasAt(html, shown.slice(0, end.at))) return false;
+    const added = html.slice(end.at, cut);
+    if (!TEXT_ONLY.test(added) || !end.element.isConnected) return false;
+    end.element.append(added);
+    end.shown = html;
+    end.at = cut;
+    return true;
+  }
+
   // Applies to the tail's DOM what `html` adds to `shown` (see growthOf); false when that
   // needs a whole parse.
   function growTail(tail, shown, html) {
+    if (growText(tail, shown, html)) return true;
     const growth = growthOf(shown, html);
     if (!growth) return false;
-    const { tags, pieces } = growth;
+    const { run, tags, pieces } = growth;
     const open = []; // the elements of the closing tags, innermost first, then the tail
     let node = tail;
     for (let i = tags.length - 1; i >= 0; i--) {
@@ -233,12 +254,20 @@
       }
     }
     if (growth.afterTag && pieces[0].html[0] === "\n") return false; // <pre> drops that newline
+    textEnds.delete(tail);
     for (const { level, html: added } of pieces) {
       if (level) while (open[level - 1].nextSibling) open[level - 1].nextSibling.remove();
       if (!added) continue;
       const parent = open[level];
       if (TEXT_ONLY.test(added)) parent.append(added); // a text node of its own: extending a long one costs more
       else parent.insertAdjacentHTML("beforeend", added);
+    }
+    const [piece] = pieces;
+    if (!growth.from && pieces.length === 1 && !piece.level && TEXT_ONLY.test(piece.html)
+      && !TABLE_PARTS.has(open[0].localName)) {
+      // Text added in the innermost element, before the same closing tags (in a table's
+      // rows a parse would move text out: growthOf's pieces say when).
+      textEnds.set(tail, { shown: html, element: open[0], at: html.length - run.text.length, closing: run.text });
     }
     return true;
   }
@@ -480,12 +509,14 @@
     if (html === shown || growTail(tail, shown, html)) {
       blocks.append(...tail.childNodes);
       shownTails.set(tail, "");
+      textEnds.delete(tail);
       return true;
     }
     const leading = leadingBlocks(tail, shown, html);
     if (!leading) return false;
     blocks.append(...leading);
     shownTails.set(tail, shown.slice(html.length));
+    textEnds.delete(tail);
     return true;
   }
 
@@ -496,9 +527,10 @@
       if (!promoteTail(target, part.message, part.html)) target.insertAdjacentHTML("beforeend", part.html);
     } else if (part.name === "tail") {
       const shown = shownTails.get(target);
-      const drawn = shown !== undefined && (shown === part.html
-        || growTail(target, shown, part.html) || redrawChange(target, shown, part.html));
-      if (!drawn) morph(target, parsed(part.html));
+      if (shown !== part.html && !(shown !== undefined && growTail(target, shown, part.html))) {
+        textEnds.delete(target);
+        if (shown === undefined || !redrawChange(target, shown, part.html)) morph(target, parsed(part.html));
+      }
       shownTails.set(target, part.html);
     } else {
       target.append(parsed(part.html).textContent); // escaped text, decoded; never HTML
@@ -532,7 +564,10 @@
     const blocks = document.getElementById(live.id + "-blocks");
     if (!blocks) return; // not streamed in this tab: htmx draws it
     const tail = document.getElementById(live.id + "-tail");
-    if (tail) shownTails.delete(tail);
+    if (tail) {
+      shownTails.delete(tail);
+      textEnds.delete(tail);
+    }
     if (tail && !next.querySelector("#" + live.id + "-blocks")) {
       // Settled: one Markdown text, the blocks with what the open block had.
       blocks.append(...tail.childNodes);

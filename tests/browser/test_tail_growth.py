@@ -178,6 +178,14 @@ CHANGED = {
         "<table>\n<tbody>\n<tr>\n<td>1</td>\n<td>item</td>\n<td>3</td>\n</tr>\n"
         "<tr>\n<td>2</td>\n<td></td>\n<td></td>\n</tr>\n</tbody>\n</table>\n",
     ],
+    "emphasis closes between words": [
+        "<p>a *b</p>\n",
+        "<p>a *bo</p>\n",
+        "<p>a *bol</p>\n",
+        "<p>a <em>bold</em></p>\n",
+        "<p>a <em>bold</em> and</p>\n",
+        "<p>a <em>bold</em> and more</p>\n",
+    ],
     "a code token lexed anew": [
         '<p>code:</p>\n<pre><code><span class="n">ret</span>\n</code></pre>\n',
         '<p>code:</p>\n<pre><code><span class="k">return</span> <span class="mi">1</span>\n'
@@ -252,6 +260,16 @@ def test_when_only_the_tails_first_blocks_finish_their_nodes_move(
     assert result["wholeParses"] == [0]
     assert result["allKept"] is True
     assert result["movedOn"] is True  # the heading's node, drawn in the first frame
+
+
+def test_text_after_whitespace_in_a_table_row_is_drawn_as_a_parse_draws_it(
+    page: Page, live: LiveServer
+) -> None:
+    """Whitespace grows in place in an empty row; text after it would be moved out of the
+    table by a parse, so it is not appended where the whitespace went."""
+    row = "<table>\n<tbody>\n<tr>\n{}</tr>\n</tbody>\n</table>\n"
+    result = apply_tails(page, live, [row.format(""), row.format(" \n"), row.format(" \nx")])
+    assert result["wholeParses"] == [0, 2]
 
 
 # Whether a frame got past the page's delta listener to the socket's next one (htmx's).
