@@ -5,9 +5,10 @@ answer of SIZE bytes at 100 tokens/s (4 characters a token). Long tasks come fro
 PerformanceObserver installed before the page's scripts; scripting and task time are the
 deltas of CDP Performance.getMetrics (ScriptDuration, TaskDuration) from the send until the
 answer is complete. The message is typed and sent with Enter as input events: Playwright's
-fill and click would run its own script in the page, counted as the page's. A second answer of the same size streams one long table, then one long
-code block (blocks that stay open, and are redrawn, for hundreds of frames): its figures are
-information, for the open-tail work that grows with a block's length.
+fill and click would run its own script in the page, counted as the page's. A second answer
+of the same size streams one long table, then one long code block (blocks that stay open,
+and are redrawn, for hundreds of frames): its figures are information, for the open-tail
+work that grows with a block's length.
 """
 
 from __future__ import annotations
@@ -81,9 +82,7 @@ async def stream_in_browser(
 
             page.on("websocket", lambda ws: ws.on("framereceived", on_frame))
             await page.goto(f"{url}/c/{conversation}/")
-            # Focused before the measure: Playwright's click runs its own script in the page
-            # (hit-target checks), which is not the page's work. The message is then typed
-            # and sent with Enter as input events, from outside the page.
+            # Focused before the measure (the click runs Playwright's script in the page).
             await page.click("[data-testid=composer]")
             await page.wait_for_timeout(1000)  # the socket opens; load-time tasks are done
             cdp = await context.new_cdp_session(page)

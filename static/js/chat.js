@@ -66,6 +66,7 @@
   // about a twentieth of the page's scripting while an answer streams (README, Benchmarks).
   const ANCHORS = CSS.supports("overflow-anchor", "auto"); // not Safari
   let followed = null;
+  let followedMessage = ""; // its message id, as delta frames give it
   const growth = new ResizeObserver(() => {
     if (followed && !followed.isConnected) follow(null); // the finished answer replaced it
     keepAtEnd();
@@ -324,16 +325,22 @@
     return -1;
   }
 
-  // Whether `html` has text outside its elements (in a table, a parse moves it out).
-  function hasLooseText(html) {
-    let depth = 0;
+  // The names of the elements at the top level of `html`, in order; null when it has text
+  // there (whitespace aside: in a table, a parse moves text out) or its tags do not pair up.
+  function topLevelNames(html) {
+    const names = [];
+    const open = [];
     let last = 0;
     for (const match of html.matchAll(TAG)) {
-      if (!depth && /\S/.test(html.slice(last, match.index))) return true;
-      last = match.index + match[0].length;
-      if (!VOID_TAGS.has(match[2])) depth += match[1] ? -1 : 1;
+      const [tag, closing, name] = match;
+      if (!open.length && /\S/.test(html.slice(last, match.index))) return null;
+      last = match.index + tag.length;
+      if (!open.length && !closing) names.push(name);
+      if (VOID_TAGS.has(name)) continue;
+      if (!closing) open.push(name);
+      else if (open.pop() !== name) return null;
     }
-    return /\S/.test(html.slice(last));
+    return open.length || /\S/.test(html.slice(last)) ? null : names;
   }
 
   // The tail changed near its end other than by growth (a table row's cells filled in,
@@ -379,7 +386,7 @@
     const added = html.slice(from, end);
     if (from < 0 || /[\r\0]/.test(added)) return false;
     if (parent === tail && first === tail.firstChild) return false; // morph keeps what it can
-    if (TABLE_PARTS.has(parent.localName) && hasLooseText(added)) return false;
+    if (TABLE_PARTS.has(parent.localName) && !topLevelNames(added)) return false;
     const previous = first ? first.previousSibling : parent.lastChild;
     if (added[0] === "\n" && !previous && NEWLINE_DROPPED.has(parent.localName)) return false;
     while (first) {
@@ -455,24 +462,6 @@
     live.append(...added);
   }
 
-  // The names of the elements at the top level of `html`, in order; null when it has text
-  // there (whitespace aside) or its tags do not pair up.
-  function topLevelNames(html) {
-    const names = [];
-    const open = [];
-    let last = 0;
-    for (const match of html.matchAll(TAG)) {
-      const [tag, closing, name] = match;
-      if (!open.length && /\S/.test(html.slice(last, match.index))) return null;
-      last = match.index + tag.length;
-      if (!open.length && !closing) names.push(name);
-      if (VOID_TAGS.has(name)) continue;
-      if (!closing) open.push(name);
-      else if (open.pop() !== name) return null;
-    }
-    return open.length || /\S/.test(html.slice(last)) ? null : names;
-  }
-
   // The tail's first nodes, when `html`, the start of `shown`, is whole blocks of it: the
   // tail showed more than one block and only the first ones finished (a heading and the
   // paragraph after it). Null when the nodes are not those blocks.
@@ -527,7 +516,8 @@
       if (!promoteTail(target, part.message, part.html)) target.insertAdjacentHTML("beforeend", part.html);
     } else if (part.name === "tail") {
       const shown = shownTails.get(target);
-      if (shown !== part.html && !(shown !== undefined && growTail(target, shown, part.html))) {
+      const grown = shown === part.html || (shown !== undefined && growTail(target, shown, part.html));
+      if (!grown) {
         textEnds.delete(target);
         if (shown === undefined || !redrawChange(target, shown, part.html)) morph(target, parsed(part.html));
       }
@@ -550,7 +540,6 @@
     followedMessage = message;
     follow(document.getElementById("message-" + message));
   }
-  let followedMessage = "";
 
   // An answer redrawn whole (it finished, failed or was stopped, or its first text came)
   // where this tab streamed it: htmx would swap in a new article, and laying a long answer
