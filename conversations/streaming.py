@@ -67,21 +67,24 @@ class Job:
 
 
 def history_turns(messages: list[threads.Earlier]) -> tuple[Turn, ...]:
-    """Earlier messages as upstream turns: reasoning stays out, empty answers are skipped."""
+    """Earlier messages as upstream turns: reasoning stays out, empty answers are skipped.
+
+    Runs over the whole conversation on every submission, so the loop does no more than it
+    must for a message without images (most of them)."""
+    user = Message.Role.USER
+    with_images = [m.pk for m in messages if m.has_images and m.role == user]
     attached: dict[int, list[Attachment]] = defaultdict(list)
-    with_images = [m.pk for m in messages if m.has_images and m.role == Message.Role.USER]
-    stored = (
-        Attachment.objects.filter(message__in=with_images).order_by("id") if with_images else []
-    )
-    for attachment in stored:
-        attached[attachment.message_id or 0].append(attachment)
+    if with_images:
+        for attachment in Attachment.objects.filter(message__in=with_images).order_by("id"):
+            attached[attachment.message_id or 0].append(attachment)
     turns = []
     for message in messages:
-        if message.role == Message.Role.USER:
-            images = tuple(image_part(a) for a in attached[message.pk])
-            turns.append(Turn(role="user", text=message.content, images=images))
+        if message.role == user:
+            files = attached.get(message.pk)
+            images = tuple(image_part(a) for a in files) if files else ()
+            turns.append(Turn("user", message.content, images))
         elif message.content:
-            turns.append(Turn(role="assistant", text=message.content))
+            turns.append(Turn("assistant", message.content))
     return tuple(turns)
 
 

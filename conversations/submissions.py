@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError, close_old_connections, connection
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    IntegrityError,
+    close_old_connections,
+    connection,
+    connections,
+)
 
 from conversations import access, parameters, quotas, sql
 from conversations.models import Attachment, ChatModel, Conversation, Message
@@ -325,17 +332,28 @@ def _insert_rows(messages: list[Message]) -> None:
     """One INSERT of messages whose ids are set, built as Django builds it (each field's
     own conversion). `bulk_create` would wrap it in a transaction of its own: BEGIN and
     COMMIT, two round trips on PostgreSQL, where the caller holds the transaction it needs,
-    if any (`sql.writing`)."""
+    if any (`sql.writing`).
+
+    `db` is the connection itself, not the `connection` proxy, which looks the thread's
+    connection up again for each of the fifty-odd uses a row's conversions make of it."""
+    db = connections[DEFAULT_DB_ALIAS]
     fields = Message._meta.concrete_fields
     values = [
-        field.get_db_prep_save(field.pre_save(message, add=True), connection)
+        field.get_db_prep_save(field.pre_save(message, add=True), db)
         for message in messages
         for field in fields
     ]
-    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    rows = ", ".join([row] * len(messages))
-    sql.execute(f"INSERT INTO {{message}} ({columns}) VALUES {rows}", values)  # noqa: S608 - the model's own columns
+    sql.execute(_insert_statement(len(messages)), values)
     for message in messages:
         message._state.adding = False
-        message._state.db = connection.alias
+        message._state.db = db.alias
+
+
+@functools.cache
+def _insert_statement(count: int) -> str:
+    """The INSERT of `count` messages, every concrete column (names from the model)."""
+    fields = Message._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    rows = ", ".join([row] * count)
+    return f"INSERT INTO {{message}} ({columns}) VALUES {rows}"  # noqa: S608 - the model's own columns

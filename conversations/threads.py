@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 from conversations import sql
 from conversations.models import Conversation, Message
@@ -46,9 +46,9 @@ class Node(Protocol):
 N = TypeVar("N", bound=Node)
 
 
-@dataclass(frozen=True)
-class Earlier:
-    """An earlier message as far as a prompt needs it."""
+class Earlier(NamedTuple):
+    """An earlier message as far as a prompt needs it. A tuple: every submission makes one
+    for each message before it, and a frozen dataclass costs three times as much to make."""
 
     pk: int
     parent_id: int | None
@@ -145,8 +145,7 @@ def ancestors(message: Message) -> list[Earlier]:
         [message.conversation_id, message.pk],
     )
     messages = [
-        Earlier(pk, parent, role, content, bool(images))
-        for pk, parent, role, content, images in rows
+        Earlier(pk, parent, role, content, bool(im)) for pk, parent, role, content, im in rows
     ]
     if all(m.parent_id is None for m in messages) and message.parent_id is None:
         return messages  # a straight list, from before branching
