@@ -64,17 +64,25 @@
   // that anchors scrolling follows the answer by itself (or leaves a reader who scrolled up
   // where they are), and the answer is no longer observed: a call here on every frame cost
   // about a twentieth of the page's scripting while an answer streams (README, Benchmarks).
+  // Anchoring does nothing at the very top, so a thread that stops overflowing (the window
+  // grew, a box of reasoning was closed) has its answer observed again.
   const ANCHORS = CSS.supports("overflow-anchor", "auto"); // not Safari
   let followed = null;
   let followedMessage = ""; // its message id, as delta frames give it
-  const growth = new ResizeObserver(() => {
+  function grown() {
     if (followed && !followed.isConnected) follow(null); // the finished answer replaced it
     keepAtEnd();
-    if (ANCHORS && followed && !anchored && threadPane().scrollTop > 0) {
+    if (!ANCHORS || !followed) return;
+    const pane = threadPane();
+    if (!anchored && pane.scrollTop > 0) {
       growth.unobserve(followed);
       anchored = true;
+    } else if (anchored && pane.scrollHeight <= pane.clientHeight) {
+      growth.observe(followed);
+      anchored = false;
     }
-  });
+  }
+  const growth = new ResizeObserver(grown);
   function follow(message) {
     if (message === followed) return;
     if (followed) growth.unobserve(followed);
@@ -862,5 +870,7 @@
     // resized): a reader at the end stays there.
     const pane = threadPane();
     if (pane) growth.observe(pane);
+    // A box of reasoning closed changes no observed size once the answer is anchored.
+    document.addEventListener("toggle", () => { if (anchored) grown(); }, true);
   });
 })();

@@ -158,6 +158,59 @@ def test_the_view_follows_a_streaming_answer_unless_the_reader_scrolled_up(
     assert pane.evaluate(PANE)["top"] == 0  # nor did the finished answer
 
 
+def test_an_answer_is_followed_again_once_the_thread_stopped_overflowing(
+    page: Page, live: LiveServer
+) -> None:
+    """Scrolled, the page leaves following to the browser's scroll anchoring, which does
+    nothing at the very top: a thread that no longer overflows (the window grew, a box of
+    reasoning closed) must be followed by the page again when the answer outgrows it."""
+    page.set_viewport_size({"width": 1100, "height": 460})
+    send(page, live, "A long one for a window that grows")
+    answer = page.locator(ANSWER).last
+    pane = page.locator("#thread")
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 40)  # it overflows, still streaming
+    page.wait_for_timeout(150)
+    at = pane.evaluate(PANE)
+    assert at["top"] > 0 and at["bottom"] - at["top"] < 5, at  # followed, scrolled
+
+    over = pane.evaluate(PANE)["bottom"]  # the window grows past the thread's end
+    page.set_viewport_size({"width": 1100, "height": 460 + over + 60})
+    page.wait_for_timeout(50)
+    assert pane.evaluate(PANE)["top"] == 0
+    expect(answer).to_have_attribute("data-status", "streaming")
+
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 100)  # it outgrew the pane again
+    page.wait_for_timeout(150)
+    at = pane.evaluate(PANE)
+    assert at["bottom"] - at["top"] < 5, at  # and was followed
+    expect(answer).to_have_attribute("data-status", "streaming")
+
+
+def test_an_answer_is_followed_again_once_its_reasoning_box_was_closed(
+    page: Page, live: LiveServer
+) -> None:
+    """Closing a box changes no size the page observes once the answer is anchored."""
+    page.set_viewport_size({"width": 1100, "height": 700})
+    send(page, live, "A long one whose reasoning is closed")
+    answer = page.locator(ANSWER).last
+    pane = page.locator("#thread")
+    reasoning = answer.locator("[data-testid=reasoning]")
+    expect(reasoning).not_to_be_empty()
+    reasoning.evaluate("(box) => { box.style.height = '1200px'; }")  # a long line of thought
+    wait_for(page, lambda: pane.evaluate(PANE)["top"] > 0)  # followed down to its end
+
+    answer.locator("details.reasoning").evaluate("(box) => { box.open = false; }")
+    page.wait_for_timeout(50)
+    assert pane.evaluate(PANE) == {"top": 0, "bottom": 0}  # the thread fits again
+    expect(answer).to_have_attribute("data-status", "streaming")
+
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 100)  # it outgrew the pane again
+    page.wait_for_timeout(150)
+    at = pane.evaluate(PANE)
+    assert at["bottom"] - at["top"] < 5, at  # and was followed
+    expect(answer).to_have_attribute("data-status", "streaming")
+
+
 def test_a_reader_at_the_end_stays_there_when_the_thread_pane_shrinks(
     page: Page, live: LiveServer
 ) -> None:
