@@ -83,15 +83,20 @@ DATABASES = {
     )
 }
 POOL_SIZE = env_int("DATABASE_POOL_SIZE", 20, minimum=0)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and POOL_SIZE:
-    # Under ASGI every request and every consumer event closes its connection again
-    # (persistent connections would leak with the per-request threads); a pool makes that
-    # close a return instead of a new PostgreSQL backend per trip.
-    if DATABASES["default"]["CONN_MAX_AGE"]:
-        raise ImproperlyConfigured("Set DATABASE_POOL_SIZE=0 to use DATABASE_CONN_MAX_AGE.")
-    DATABASES["default"]["OPTIONS"] = {
-        "pool": {"min_size": 0, "max_size": POOL_SIZE, "timeout": 10}
-    }
+# PostgreSQL: the submission path's plain SQL (conversations/sql.py) as prepared statements.
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Django turns preparing off on its connections (`None`). The ORM's cursors bind
+    # parameters into the text and never prepare whatever this says; only sql.py's ask to.
+    _options["prepare_threshold"] = 0 if DATABASE_PREPARED_STATEMENTS else None
+    if POOL_SIZE:
+        # Under ASGI every request and every consumer event closes its connection again
+        # (persistent connections would leak with the per-request threads); a pool makes
+        # that close a return instead of a new PostgreSQL backend per trip.
+        if DATABASES["default"]["CONN_MAX_AGE"]:
+            raise ImproperlyConfigured("Set DATABASE_POOL_SIZE=0 to use DATABASE_CONN_MAX_AGE.")
+        _options["pool"] = {"min_size": 0, "max_size": POOL_SIZE, "timeout": 10}
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets page renders read while a generation checkpoints; the timeout rides out
     # the short write locks taken by concurrent runners.

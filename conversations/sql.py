@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Model
 from django.utils import timezone
@@ -23,7 +24,7 @@ from django.utils.dateparse import parse_datetime
 
 def rows(template: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     """Run a statement; see `statement` for the table names."""
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(statement(template), params)
         found: list[tuple[Any, ...]] = cursor.fetchall()
         return found
@@ -31,10 +32,46 @@ def rows(template: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
 
 def execute(template: str, params: Sequence[Any]) -> int:
     """Run a statement that returns no rows (an UPDATE); the number of rows it changed."""
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(statement(template), params)
         changed: int = cursor.rowcount
         return changed
+
+
+def _cursor() -> Any:
+    """Django's cursor (its error types, query logging and execute wrappers included).
+
+    On PostgreSQL, one that sends the parameters apart from the statement and keeps the
+    statement prepared on its connection (pooled connections live on), so the server plans
+    each of these once, not on every submission: the model's query took 0.79-0.93 ms
+    in-process, 0.55-0.68 ms prepared; worker B watching A, before upstream, 7.5-10.2 ms
+    against 6.5-8.8 ms. Django's own cursors bind parameters into the text, as connection
+    poolers in transaction mode need: `DATABASE_PREPARED_STATEMENTS=0` keeps these that way
+    too. Where queries are logged (DEBUG, tests counting them) they go Django's way as well:
+    a prepared statement leaves Django no text to log."""
+    if (
+        connection.vendor != "postgresql"
+        or not settings.DATABASE_PREPARED_STATEMENTS
+        or connection.queries_logged
+    ):
+        return connection.cursor()
+    # What `connection.cursor()` does, with a cursor of ours.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        return connection.make_cursor(_prepared_cursor()(connection.connection))
+
+
+@functools.cache
+def _prepared_cursor() -> type[Any]:
+    import psycopg
+
+    class PreparedCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True)
+
+    return PreparedCursor
 
 
 def message_ids(conversation_id: int, count: int) -> tuple[int | None, list[int] | None]:

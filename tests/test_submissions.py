@@ -116,3 +116,36 @@ def test_a_lone_insert_goes_without_a_transaction_on_postgresql_only(alice, chat
     sqlite = connection.vendor == "sqlite"
     assert inserts == [True, True, sqlite]  # the conversation, its first pair, the second pair
     assert [m.content for m in conversation.messages.order_by("id")][::2] == ["first", "second"]
+
+
+def prepared_statements() -> list[str]:
+    """The statements prepared on this connection (PostgreSQL's view of its own session)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_the_submission_path_is_prepared_once_a_connection_on_postgresql_only(
+    alice, chat_model, settings
+):
+    """Planned once, not on every submission; the ORM's own queries are never prepared."""
+    conversation = submit_and_finish(alice, None, "first", chat_model.pk).conversation
+    submit_and_finish(alice, conversation, "second")
+    prepared = prepared_statements()
+    postgresql = connection.vendor == "postgresql"
+    assert any(s.startswith('INSERT INTO "conversations_message"') for s in prepared) is postgresql
+    assert any("pg_get_serial_sequence" in s for s in prepared) is postgresql  # the ids
+    assert any("m.content" in s for s in prepared) is postgresql  # the history
+    assert not any("conversations_conversation" in s and "INSERT" in s for s in prepared)
+
+    settings.DATABASE_PREPARED_STATEMENTS = False  # behind a pooler in transaction mode
+    before = len(prepared)
+    submit_and_finish(alice, conversation, "third")
+    assert len(prepared_statements()) == before
+    assert [m.content for m in conversation.messages.order_by("id")][::2] == [
+        "first",
+        "second",
+        "third",
+    ]
