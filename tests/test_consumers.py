@@ -16,6 +16,7 @@ from django.test import Client
 
 from chatsite.asgi import application
 from conversations import group_events, threads
+from conversations.frames import delta as delta_frame
 from conversations.frames import messages_added as added_frame
 from conversations.models import Conversation, Message
 from conversations.runs import group_name, runs
@@ -376,9 +377,42 @@ async def test_shipped_new_messages_are_drawn_and_streamed_without_reading_them(
     await layer.group_send(group_name(conversation.pk), first)
 
     assert await socket.receive_from(timeout=5) == drawn
+    # Drawn waiting here, its first text comes as a delta (the page marks it as streaming).
+    assert await socket.receive_from(timeout=5) == delta_frame(901, "", "<p>Hel</p>", "")
+    await socket.disconnect()
+
+
+async def test_an_answer_drawn_from_its_checkpoint_is_redrawn_whole_by_its_first_frame(
+    alice, chat_model
+):
+    """A tab that drew an answer as last saved (it joined while the answer streamed) must
+    not add the live text to that drawing: the first frame redraws it whole."""
+    conversation = await sync_to_async(make_conversation)(alice, chat_model)
+    socket, _, _ = await open_socket(alice, f"/ws/conversations/{conversation.pk}/")
+    question = Message(pk=900, conversation=conversation, role="user", content="unsaved")
+    answer = Message(
+        pk=901, conversation=conversation, role="assistant", parent_id=900,
+        status="streaming", content="Saved so far",
+    )  # fmt: skip
+    drawn = await sync_to_async(added_frame)([question, answer], generating=True)
+    event = group_events.messages_added([question, answer], drawn, origin="elsewhere")
+    layer = get_channel_layer()
+    await layer.group_send(group_name(conversation.pk), event)
+    first = {
+        "type": "chat.delta", "message_id": 901, "blocks": "", "blocks_offset": 0,
+        "tail": "<p>Saved so far, and more</p>", "reasoning": "", "reasoning_offset": 0,
+        "text": "Saved so far, and more",
+    }  # fmt: skip
+    await layer.group_send(group_name(conversation.pk), first)
+
+    assert await socket.receive_from(timeout=5) == drawn
     live = await socket.receive_from(timeout=5)
     assert 'id="message-901"' in live and 'data-status="streaming"' in live
-    assert '<div class="markdown markdown--tail" id="message-901-tail"><p>Hel</p>' in live
+    assert (
+        '<div class="markdown markdown--tail" id="message-901-tail"><p>Saved so far, and more</p>'
+        in live
+    )
+    assert "Saved so far</p>" not in live.split('id="message-901-tail"')[0]  # not kept beside it
     await socket.disconnect()
 
 

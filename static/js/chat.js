@@ -546,7 +546,20 @@
     const message = parts[0].message;
     if (message === followedMessage && followed?.isConnected) return; // looked up once
     followedMessage = message;
-    follow(document.getElementById("message-" + message));
+    const article = document.getElementById("message-" + message);
+    markWriting(article);
+    follow(article);
+  }
+
+  // An answer's first text, where this tab drew it waiting, comes as a delta (the server
+  // redrew the whole answer for it, half a millisecond on the first token's way): the
+  // answer is marked as being written here, its badge taking the label it carries.
+  function markWriting(article) {
+    if (article?.dataset.status !== "pending") return;
+    article.dataset.status = "streaming";
+    article.classList.replace("is-pending", "is-streaming");
+    const badge = article.querySelector("[data-writing-label]");
+    if (badge) badge.lastChild.textContent = badge.dataset.writingLabel;
   }
 
   // An answer redrawn whole (it finished, failed or was stopped, or its first text came)

@@ -78,6 +78,46 @@ def test_a_streamed_answer_shows_exactly_its_stored_rendering(page: Page, live: 
     assert "<table>" in streamed[0] and "<code>" in streamed[0] and streamed[1].strip()
 
 
+def test_the_first_text_marks_the_waiting_answer_as_being_written(
+    page: Page, live: LiveServer
+) -> None:
+    """The first text comes as a delta, not a redraw: the answer drawn waiting stays the same
+    node, and the page marks it as being written."""
+    held: list[str] = []
+    holding = [True]
+
+    def route(ws: WebSocketRoute) -> None:
+        server = ws.connect_to_server()
+
+        def relay(message: str | bytes) -> None:
+            if holding[0] and str(message).startswith('<div data-delta="'):
+                held.append(str(message))
+            else:
+                ws.send(message)
+
+        server.on_message(relay)
+        sockets.append(ws)
+
+    sockets: list[WebSocketRoute] = []
+    page.route_web_socket(re.compile(r"/ws/"), route)
+    send(page, live, "Mark me as written")
+    answer = page.locator(ANSWER).last
+    expect(answer).to_have_attribute("data-status", "pending")
+    expect(answer.locator(".badge--live")).to_have_text("Waiting for the model")
+    wait_for(page, lambda: len(held) > 2)
+    answer.evaluate("(article) => { article.drawnWaiting = true; }")  # an expando, not markup
+
+    holding[0] = False
+    for frame in held:
+        sockets[-1].send(frame)
+    expect(answer).to_have_attribute("data-status", "streaming")
+    expect(answer).to_have_class(re.compile(r"\bis-streaming\b"))
+    expect(answer.locator(".badge--live")).to_have_text("Writing")
+    assert answer.evaluate("(article) => article.drawnWaiting") is True
+    expect(answer.locator("[data-testid=reasoning]")).not_to_be_empty()
+    expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+
+
 def test_streamed_reasoning_is_text_never_html(page: Page, live: LiveServer) -> None:
     sockets = hold_final_frames(page)
     send(page, live, "Think first, then answer")
