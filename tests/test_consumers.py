@@ -357,24 +357,30 @@ async def test_a_watching_tab_draws_new_messages_as_the_sending_tab_drew_them(
     assert seen == sent and "a &lt;b&gt;question&lt;/b&gt;" in seen[0]
 
 
+async def ship_then_stream(conversation: Conversation, answer: dict[str, str], text: str) -> str:
+    """Another tab's new question and answer (`answer`: its fields), never saved, shipped to
+    the conversation's tabs as drawn, then the answer's first frame with `text`; returns the
+    drawing."""
+    question = Message(pk=900, conversation=conversation, role="user", content="unsaved")
+    shown = Message(pk=901, conversation=conversation, role="assistant", parent_id=900, **answer)
+    drawn = await sync_to_async(added_frame)([question, shown], generating=True)
+    event = group_events.messages_added([question, shown], drawn, origin="elsewhere")
+    layer = get_channel_layer()
+    await layer.group_send(group_name(conversation.pk), event)
+    first = {
+        "type": "chat.delta", "message_id": 901, "blocks": "", "blocks_offset": 0,
+        "tail": f"<p>{text}</p>", "reasoning": "", "reasoning_offset": 0, "text": text,
+    }  # fmt: skip
+    await layer.group_send(group_name(conversation.pk), first)
+    return drawn
+
+
 async def test_shipped_new_messages_are_drawn_and_streamed_without_reading_them(alice, chat_model):
     """What the event brings is drawn as is: these messages were never saved, and a tab
     that read them back would find nothing to draw, nor an answer to stream into."""
     conversation = await sync_to_async(make_conversation)(alice, chat_model)
     socket, _, _ = await open_socket(alice, f"/ws/conversations/{conversation.pk}/")
-    question = Message(pk=900, conversation=conversation, role="user", content="unsaved")
-    answer = Message(
-        pk=901, conversation=conversation, role="assistant", parent_id=900, status="pending"
-    )
-    drawn = await sync_to_async(added_frame)([question, answer], generating=True)
-    event = group_events.messages_added([question, answer], drawn, origin="elsewhere")
-    layer = get_channel_layer()
-    await layer.group_send(group_name(conversation.pk), event)
-    first = {
-        "type": "chat.delta", "message_id": 901, "blocks": "", "blocks_offset": 0,
-        "tail": "<p>Hel</p>", "reasoning": "", "reasoning_offset": 0, "text": "Hel",
-    }  # fmt: skip
-    await layer.group_send(group_name(conversation.pk), first)
+    drawn = await ship_then_stream(conversation, {"status": "pending"}, "Hel")
 
     assert await socket.receive_from(timeout=5) == drawn
     # Drawn waiting here, its first text comes as a delta (the page marks it as streaming).
@@ -389,21 +395,8 @@ async def test_an_answer_drawn_from_its_checkpoint_is_redrawn_whole_by_its_first
     not add the live text to that drawing: the first frame redraws it whole."""
     conversation = await sync_to_async(make_conversation)(alice, chat_model)
     socket, _, _ = await open_socket(alice, f"/ws/conversations/{conversation.pk}/")
-    question = Message(pk=900, conversation=conversation, role="user", content="unsaved")
-    answer = Message(
-        pk=901, conversation=conversation, role="assistant", parent_id=900,
-        status="streaming", content="Saved so far",
-    )  # fmt: skip
-    drawn = await sync_to_async(added_frame)([question, answer], generating=True)
-    event = group_events.messages_added([question, answer], drawn, origin="elsewhere")
-    layer = get_channel_layer()
-    await layer.group_send(group_name(conversation.pk), event)
-    first = {
-        "type": "chat.delta", "message_id": 901, "blocks": "", "blocks_offset": 0,
-        "tail": "<p>Saved so far, and more</p>", "reasoning": "", "reasoning_offset": 0,
-        "text": "Saved so far, and more",
-    }  # fmt: skip
-    await layer.group_send(group_name(conversation.pk), first)
+    saved = {"status": "streaming", "content": "Saved so far"}
+    drawn = await ship_then_stream(conversation, saved, "Saved so far, and more")
 
     assert await socket.receive_from(timeout=5) == drawn
     live = await socket.receive_from(timeout=5)

@@ -7,7 +7,7 @@ import re
 import time
 from collections.abc import Callable
 
-from playwright.sync_api import Page, WebSocketRoute, expect
+from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from conversations import frames
 from tests.browser.conftest import log_in
@@ -198,6 +198,16 @@ def test_the_view_follows_a_streaming_answer_unless_the_reader_scrolled_up(
     assert pane.evaluate(PANE)["top"] == 0  # nor did the finished answer
 
 
+def followed_when_it_outgrows_the_pane(page: Page, answer: Locator) -> None:
+    """The streaming `answer`, in a thread that fits its pane, outgrows it and is followed."""
+    pane = page.locator("#thread")
+    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 100)
+    page.wait_for_timeout(150)
+    at = pane.evaluate(PANE)
+    assert at["bottom"] - at["top"] < 5, at
+    expect(answer).to_have_attribute("data-status", "streaming")
+
+
 def test_an_answer_is_followed_again_once_the_thread_stopped_overflowing(
     page: Page, live: LiveServer
 ) -> None:
@@ -219,11 +229,7 @@ def test_an_answer_is_followed_again_once_the_thread_stopped_overflowing(
     assert pane.evaluate(PANE)["top"] == 0
     expect(answer).to_have_attribute("data-status", "streaming")
 
-    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 100)  # it outgrew the pane again
-    page.wait_for_timeout(150)
-    at = pane.evaluate(PANE)
-    assert at["bottom"] - at["top"] < 5, at  # and was followed
-    expect(answer).to_have_attribute("data-status", "streaming")
+    followed_when_it_outgrows_the_pane(page, answer)
 
 
 def test_an_answer_is_followed_again_once_its_reasoning_box_was_closed(
@@ -244,11 +250,7 @@ def test_an_answer_is_followed_again_once_its_reasoning_box_was_closed(
     assert pane.evaluate(PANE) == {"top": 0, "bottom": 0}  # the thread fits again
     expect(answer).to_have_attribute("data-status", "streaming")
 
-    wait_for(page, lambda: pane.evaluate(PANE)["bottom"] > 100)  # it outgrew the pane again
-    page.wait_for_timeout(150)
-    at = pane.evaluate(PANE)
-    assert at["bottom"] - at["top"] < 5, at  # and was followed
-    expect(answer).to_have_attribute("data-status", "streaming")
+    followed_when_it_outgrows_the_pane(page, answer)
 
 
 def test_a_reader_at_the_end_stays_there_when_the_thread_pane_shrinks(
