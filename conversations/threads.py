@@ -145,7 +145,8 @@ def ancestors(message: Message) -> list[Earlier]:
         [message.conversation_id, message.pk],
     )
     messages = [
-        Earlier(pk, parent, role, content, bool(im)) for pk, parent, role, content, im in rows
+        Earlier(pk, parent, role, content, bool(images))
+        for pk, parent, role, content, images in rows
     ]
     if all(m.parent_id is None for m in messages) and message.parent_id is None:
         return messages  # a straight list, from before branching

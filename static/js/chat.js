@@ -32,7 +32,7 @@
   let lastEnd = 0; // the thread's scrollHeight when last judged
   let lastHeight = 0; // and its own height (the composer grows with a draft)
   let toEnd = true; // follow the next growth whatever the position (the reader just sent)
-  let anchored = false; // the browser follows the streaming answer itself (see `growth`)
+  let anchored = false; // the browser follows the streaming answer itself (see `grown`)
   function threadPane() {
     return document.getElementById("thread");
   }
@@ -551,9 +551,9 @@
     follow(article);
   }
 
-  // An answer's first text, where this tab drew it waiting, comes as a delta (the server
-  // redrew the whole answer for it, half a millisecond on the first token's way): the
-  // answer is marked as being written here, its badge taking the label it carries.
+  // An answer's first text, where this tab drew it waiting, comes as a delta (a whole
+  // redraw of the answer cost the server half a millisecond on the first token's way):
+  // the answer is marked as being written here, its badge taking the label it carries.
   function markWriting(article) {
     if (article?.dataset.status !== "pending") return;
     article.dataset.status = "streaming";
