@@ -200,13 +200,23 @@ MAX_MESSAGE_CHARS = env_int("MAX_MESSAGE_CHARS", 100_000, minimum=1)
 DEMO_UPSTREAM_ENABLED = env_bool("DEMO_UPSTREAM", True)
 DEMO_TOKEN_DELAY = env_float("DEMO_TOKEN_DELAY", 0.03, minimum=0.0)
 
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # httpx logs every upstream request at INFO: a line per answer (and per title) that
+        # says only that it was sent, written on the first token's way. Failures are logged
+        # by the app itself; LOG_LEVEL=DEBUG brings httpx's lines back, with httpcore's.
+        **{
+            name: {"level": "DEBUG" if LOG_LEVEL == "DEBUG" else "WARNING"}
+            for name in ("httpx", "httpcore")
+        },
+    },
 }
 
 # A running generation renews its lease every checkpoint; one whose lease has run out

@@ -205,6 +205,17 @@ class Generation:
         """Every failed attempt gets its own ledger row (retries are billed calls too)."""
         self.attempts = attempt + (error is not None)
         if error is not None:
+            # The one log line of an upstream call: a failed attempt (httpx's own line for
+            # every request is off, see settings.LOGGING). The message holds no key (scrub).
+            logger.warning(
+                "upstream call for message %s failed (attempt %s, model %s of provider %s): %s [%s]",
+                self.job.message_id,
+                attempt,
+                self.job.model.upstream_id,
+                self.job.model.provider.name,
+                error.message,
+                error.status or error.code or "no status",
+            )
             await self._record(UsageRecord.Outcome.ERROR, attempt, error.message)
 
     async def _record(self, outcome: str, attempt: int, error: str = "") -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from conversations.providers.network import AsyncioStream
 from conversations.rendering import render_markdown
 from conversations.runs import Runs, publisher
 from conversations.streaming import Generation, load_job
-from tests.conftest import add_message, make_conversation
+from tests.conftest import CANARY_KEY, add_message, make_conversation
 from tests.ports import free_port
 from tests.upstream import Scripted, chat_completion_stream, openai_usage
 
@@ -327,6 +328,31 @@ async def test_an_upstream_http_error_becomes_a_plain_error_on_the_answer(
     assert saved.status == "error"
     assert "API key" in saved.error
     assert saved.content == ""
+
+
+async def test_a_failed_upstream_call_is_logged_once_and_requests_are_not(
+    alice, chat_model, upstream, caplog
+):
+    caplog.set_level(logging.INFO)
+    upstream.script(Scripted(chunks=chat_completion_stream(["fine"])))
+    await run_to_end(await start_exchange(alice, chat_model), [])
+    error = {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}
+    upstream.script(Scripted.json(error, status=401))
+    message = await start_exchange(alice, chat_model)
+
+    await run_to_end(message, [])
+
+    # httpx's line for every request ("HTTP Request: POST ...") is off at INFO...
+    assert [
+        r.getMessage() for r in caplog.records if r.name.startswith(("httpx", "httpcore"))
+    ] == []
+    # ...and the failure has one line of its own, with no key in it.
+    (line,) = [r for r in caplog.records if r.name == "conversations.streaming"]
+    assert line.levelno == logging.WARNING
+    said = line.getMessage()
+    assert f"message {message.pk} failed" in said and "401" in said and "API key" in said
+    assert chat_model.provider.name in said and chat_model.upstream_id in said
+    assert CANARY_KEY not in said
 
 
 async def test_a_stream_dropped_midway_keeps_the_partial_text_as_an_error(
