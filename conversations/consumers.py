@@ -49,7 +49,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         self.user = self.scope.get("user")
         self.delivered: dict[int, tuple[int, int]] = {}  # message id -> chars of blocks, reasoning
         self.awaiting: dict[int, float] = {}  # message id -> when its worker was asked for it
-        self.pending: dict[int, Message] = {}  # answers shown as waiting, not yet streaming
+        self.pending: dict[int, Message] = {}  # live answers as drawn here, until a frame comes
         # The newest message the page had drawn when it opened this socket (None: not said).
         self.shown_up_to = shown_up_to(self.scope)
         if not getattr(self.user, "is_authenticated", False):
@@ -259,13 +259,19 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
 
     async def _show_added(self, messages: list[Message], drawn: str) -> None:
         """Send `drawn`, the frame of new `messages` (at least the live ones among them)."""
-        live = [m for m in messages if m.is_live]
-        self.pending.update((m.pk, m) for m in live)
-        for message in live:
-            # Drawn again from the database (its last checkpoint, if this tab joined while
-            # it streamed): the next delta must redraw it whole, not add to the old drawing.
-            self.delivered.pop(message.pk, None)
+        self._drew(messages)
         await self.send(text_data=drawn)
+
+    def _drew(self, messages: list[Message]) -> None:
+        """`messages` are being drawn as they were read (or shipped). A live answer among
+        them was drawn as last saved: its next frame redraws it whole from this copy, or,
+        drawn waiting for its first text, adds that text to it (chat_delta)."""
+        for message in messages:
+            if message.is_live:
+                self.pending[message.pk] = message
+                self.delivered.pop(message.pk, None)  # the drawing starts over
+            else:
+                self.pending.pop(message.pk, None)
 
     async def chat_delta(self, event: dict[str, Any]) -> None:
         pk = event["message_id"]
@@ -316,12 +322,13 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         if self.conversation is None:
             return
         pk = event["message_id"]
-        frame = await sync_to_async(updated_frame)(self.conversation, pk)
-        if frame is None:
+        found = await sync_to_async(updated_frame)(self.conversation, pk)
+        if found is None:
             return
+        frame, message = found
         self.delivered.pop(pk, None)
         self.awaiting.pop(pk, None)
-        self.pending.pop(pk, None)
+        self._drew([message])  # a retried answer, drawn waiting again
         await self.send(text_data=frame)
 
     async def chat_thread_changed(self, event: dict[str, Any]) -> None:
@@ -334,6 +341,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         """The branch on screen drawn again whole; live answers redraw at their next frame."""
         thread = await sync_to_async(threads.thread_of)(conversation)
         self.delivered.clear()
+        self.pending.clear()
+        self._drew(thread.messages)  # a regenerated or edited answer, drawn waiting
         generating = any(m.is_live for m in thread.messages)
         await self.send(text_data=frames.thread(thread, generating))
 
@@ -354,9 +363,10 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         return [m async for m in found]
 
 
-def updated_frame(conversation: Conversation, message_id: int) -> str | None:
-    """The frame redrawing one message, read and rendered in one trip to the database thread
-    (which first closes stale connections: dispatch skips Channels' own trip for that)."""
+def updated_frame(conversation: Conversation, message_id: int) -> tuple[str, Message] | None:
+    """The frame redrawing one message, and the message as read: read and rendered in one
+    trip to the database thread (which first closes stale connections: dispatch skips
+    Channels' own trip for that)."""
     close_old_connections()
     found = Message.objects.raw(
         sql.statement("SELECT * FROM {message} WHERE id = %s AND conversation_id = %s"),
@@ -368,7 +378,7 @@ def updated_frame(conversation: Conversation, message_id: int) -> str | None:
     if message.role == Message.Role.USER:  # only questions show images
         prefetch_related_objects([message], "attachments")
     generating = threads.generating(conversation.pk)
-    return frames.message_updated(message, generating, threads.version_of(message))
+    return frames.message_updated(message, generating, threads.version_of(message)), message
 
 
 def shown_up_to(scope: dict[str, Any]) -> int | None:

@@ -239,6 +239,44 @@ async def test_retry_generates_a_failed_answer_again(alice, chat_model, upstream
     assert answer.status == "complete" and answer.content == "second time"
 
 
+def first_text_came_as_a_delta(frames: list[str], answer_id: int) -> bool:
+    """Whether the answer's first text reached this tab as a delta to its waiting drawing
+    (not as the whole answer drawn again, marked streaming)."""
+    redrawn = rf'id="message-{answer_id}" [^>]*data-status="streaming"'
+    assert not [f for f in frames if re.search(redrawn, f)], "redrawn whole while streaming"
+    return any(f'data-delta="tail" data-message="{answer_id}"' in f for f in frames)
+
+
+@pytest.mark.parametrize("again", ["retry", "regenerate"])
+async def test_an_answer_asked_for_again_gets_its_first_text_as_a_delta(
+    alice, chat_model, upstream, again
+):
+    """Retry redraws the answer waiting (message_updated), Regenerate the thread with a new
+    version waiting (thread_changed): either drawing is what the first text is added to,
+    as for a new question (a whole redraw cost a read and a render on its way)."""
+    first = (
+        Scripted.json({"error": {"message": "busy"}}, status=503)
+        if again == "retry"
+        else Scripted(chunks=chat_completion_stream(["first ", "time"]))
+    )
+    upstream.script(first, Scripted(chunks=chat_completion_stream(["second ", "time"])))
+    socket, _, _ = await open_socket(alice)
+    await socket.send_to(text_data=send_frame("try"))
+    await frames_until(socket, r'data-role="assistant" data-status="(error|complete)"')
+    answer = await Message.objects.aget(role="assistant")
+    command = {"action": again, "message": str(answer.pk)}
+
+    await socket.send_to(text_data=json.dumps(command))
+    frames = await frames_until(socket, r'data-role="assistant" data-status="complete"')
+    await socket.disconnect()
+
+    latest = await Message.objects.filter(role="assistant").alatest("id")
+    assert (latest.status, latest.content) == ("complete", "second time")
+    assert (latest.pk == answer.pk) == (again == "retry")
+    assert first_text_came_as_a_delta(frames, latest.pk)
+    assert streamed_text(frames, latest.pk) == "second time"
+
+
 async def test_retrying_an_answer_the_conversation_went_on_from_adds_a_version(
     alice, chat_model, upstream
 ):

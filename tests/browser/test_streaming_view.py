@@ -7,6 +7,7 @@ import re
 import time
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Locator, Page, WebSocketRoute, expect
 
 from conversations import frames
@@ -78,44 +79,62 @@ def test_a_streamed_answer_shows_exactly_its_stored_rendering(page: Page, live: 
     assert "<table>" in streamed[0] and "<code>" in streamed[0] and streamed[1].strip()
 
 
-def test_the_first_text_marks_the_waiting_answer_as_being_written(
-    page: Page, live: LiveServer
-) -> None:
-    """The first text comes as a delta, not a redraw: the answer drawn waiting stays the same
-    node, and the page marks it as being written."""
-    held: list[str] = []
-    holding = [True]
+class HeldDeltas:
+    """Delta frames held back from the page until `release()`; other frames pass."""
 
-    def route(ws: WebSocketRoute) -> None:
+    def __init__(self, page: Page) -> None:
+        self.frames: list[str] = []
+        self.holding = False
+        self.sockets: list[WebSocketRoute] = []
+        page.route_web_socket(re.compile(r"/ws/"), self._route)
+
+    def _route(self, ws: WebSocketRoute) -> None:
         server = ws.connect_to_server()
 
         def relay(message: str | bytes) -> None:
-            if holding[0] and str(message).startswith('<div data-delta="'):
-                held.append(str(message))
+            if self.holding and str(message).startswith('<div data-delta="'):
+                self.frames.append(str(message))
             else:
                 ws.send(message)
 
         server.on_message(relay)
-        sockets.append(ws)
+        self.sockets.append(ws)
 
-    sockets: list[WebSocketRoute] = []
-    page.route_web_socket(re.compile(r"/ws/"), route)
+    def release(self) -> None:
+        self.holding = False
+        for frame in self.frames:
+            self.sockets[-1].send(frame)
+
+
+@pytest.mark.parametrize("asked", ["new question", "regenerate"])
+def test_the_first_text_marks_the_waiting_answer_as_being_written(
+    page: Page, live: LiveServer, asked: str
+) -> None:
+    """The first text comes as a delta, not a redraw: the answer drawn waiting (with the new
+    messages, or with the thread after Regenerate) stays the same node, and the page marks
+    it as being written."""
+    deltas = HeldDeltas(page)
+    deltas.holding = asked == "new question"
     send(page, live, "Mark me as written")
-    answer = page.locator(ANSWER).last
+    if asked == "regenerate":
+        expect(page.locator(ANSWER).last).to_have_attribute("data-status", "complete")
+        deltas.holding = True
+        page.click(f"{ANSWER} >> nth=-1 >> [data-testid=regenerate]")
+    answer = page.locator(ANSWER).last  # after Regenerate: the new version, once drawn
     expect(answer).to_have_attribute("data-status", "pending")
     expect(answer.locator(".badge--live")).to_have_text("Waiting for the model")
-    wait_for(page, lambda: len(held) > 2)
+    wait_for(page, lambda: len(deltas.frames) > 2)
     answer.evaluate("(article) => { article.drawnWaiting = true; }")  # an expando, not markup
 
-    holding[0] = False
-    for frame in held:
-        sockets[-1].send(frame)
+    deltas.release()
     expect(answer).to_have_attribute("data-status", "streaming")
     expect(answer).to_have_class(re.compile(r"\bis-streaming\b"))
     expect(answer.locator(".badge--live")).to_have_text("Writing")
     assert answer.evaluate("(article) => article.drawnWaiting") is True
     expect(answer.locator("[data-testid=reasoning]")).not_to_be_empty()
     expect(answer).to_have_attribute("data-status", "complete", timeout=30_000)
+    if asked == "regenerate":
+        expect(answer.locator("[data-testid=version-label]")).to_have_text("2/2")
 
 
 def test_streamed_reasoning_is_text_never_html(page: Page, live: LiveServer) -> None:
