@@ -8,6 +8,7 @@ this backend and on httpx's default one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -23,7 +24,14 @@ from cryptography.x509.oid import NameOID
 
 from conversations.providers import get_protocol
 from conversations.providers.base import ChatRequest, ProviderConfig, TextDelta, Turn
-from conversations.providers.network import HIGH_WATER, AsyncioStream, before_read, upstream_client
+from conversations.providers.network import (
+    HIGH_WATER,
+    AsyncioStream,
+    Unpolled,
+    _Connection,
+    before_read,
+    upstream_client,
+)
 from conversations.providers.transport import stream_events
 from conversations.runs import Runs
 from tests.upstream import chat_completion_stream
@@ -163,6 +171,34 @@ async def test_an_answer_streams_over_tls():
             assert stream.get_extra_info("ssl_object") is not None
 
 
+async def test_an_answer_paced_with_its_socket_unpolled_streams_whole_over_tls():
+    """TLS reads the socket below the connection: left unpolled, what the server sent
+    meanwhile waits (undecrypted or decrypted) and all of it comes up once polled again."""
+    server_tls, client_tls = self_signed()
+    texts = [f"t{n} " for n in range(30)]
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(HEAD)
+        for data in stream_chunks(*texts):
+            writer.write(chunk(data))
+            await writer.drain()
+            await asyncio.sleep(0.003)
+        writer.write(b"0\r\n\r\n")
+
+    async def pace(unpolled: Unpolled) -> None:
+        with unpolled():
+            await asyncio.sleep(0.03)
+
+    client = upstream_client(httpx.Limits(), verify=client_tls)
+    async with Server(handler, tls=server_tls) as server, client:
+        token = before_read.set(pace)
+        try:
+            assert await text_of(client, server.config("https")) == "".join(texts)
+        finally:
+            before_read.reset(token)
+
+
 async def test_an_untrusted_certificate_is_refused():
     server_tls, _ = self_signed()
 
@@ -265,7 +301,10 @@ async def test_unread_data_stops_the_socket_being_read_and_none_is_lost():
         assert received == blob
 
 
-async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile():
+@pytest.mark.parametrize("unpolled", [True, False], ids=["socket unpolled", "socket polled"])
+async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(
+    monkeypatch, unpolled
+):
     texts = [f"t{n} " for n in range(20)]
 
     async def handler(reader, writer):
@@ -279,19 +318,33 @@ async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(
 
     paced: list[float] = []
 
-    async def pace() -> None:  # as a streaming answer does: no read before its next frame
-        paced.append(time.monotonic())
-        await asyncio.sleep(0.1)
+    async def pace(unpolled_socket: Unpolled) -> None:  # as a streaming answer: no read before
+        paced.append(time.monotonic())  # its next frame, the socket left alone meanwhile
+        with unpolled_socket() if unpolled else contextlib.nullcontext():
+            await asyncio.sleep(0.1)
 
+    received: list[int] = []
+    data_received = _Connection.data_received
+
+    def counted(self: _Connection, data: bytes) -> None:
+        received.append(len(data))
+        data_received(self, data)
+
+    monkeypatch.setattr(_Connection, "data_received", counted)
     async with Server(handler) as server, upstream_client(httpx.Limits()) as client:
         token = before_read.set(pace)
         try:
             assert await text_of(client, server.config()) == "".join(texts)
         finally:
             before_read.reset(token)
+        arrivals = len(received)
         assert await text_of(client, server.config()) == "".join(texts)  # unset: not paced
     # 22 chunks over about 0.1 s: each read takes what the pause let gather, not one token.
     assert 1 <= len(paced) <= 8
+    if unpolled:  # they waited in the kernel: the loop was woken for them once a read
+        assert arrivals <= len(paced) + 2
+    else:  # the loop took each segment as it came
+        assert arrivals >= 15
 
 
 async def test_a_large_request_body_waits_for_the_server_to_read_it():
