@@ -130,14 +130,50 @@ async def _attempt(
             # aiter_bytes (not aiter_raw) so a gateway that compresses its stream still works.
             # Read here, not in a generator of its own: a layer costs a microsecond a chunk.
             async for chunk in response.aiter_bytes():
-                for event in parser.feed(chunk):
+                for event in joined(parser.feed(chunk)):
                     yield _checked(event, config)
-            for event in parser.close():
+            for event in joined(parser.close()):
                 yield _checked(event, config)
     except httpx.HTTPError as exc:
         raise transport_error(exc, config, answered=answered) from exc
     except httpx.InvalidURL as exc:
         raise ProviderError("the provider's base URL is not valid", code="invalid_url") from exc
+
+
+def joined(events: list[Event]) -> list[Event]:
+    """One read's events with each run of text (or of reasoning) joined into one delta.
+
+    A paced answer reads once a frame, so one read brings every token since the last: as
+    one delta each, they climbed two generators and the answer's bookkeeping one at a time,
+    to be joined into the same frame anyway."""
+    if len(events) < 2:
+        return events
+    out: list[Event] = []
+    text: list[str] = []
+    reasoning: list[str] = []  # at most one of the two holds a run at a time
+
+    def end_run() -> None:
+        if text:
+            out.append(TextDelta("".join(text)))
+            text.clear()
+        if reasoning:
+            out.append(ReasoningDelta("".join(reasoning)))
+            reasoning.clear()
+
+    for event in events:
+        if isinstance(event, TextDelta):
+            if reasoning:
+                end_run()
+            text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            if text:
+                end_run()
+            reasoning.append(event.text)
+        else:
+            end_run()
+            out.append(event)
+    end_run()
+    return out
 
 
 def request_body(call: HttpCall) -> dict[str, Any]:

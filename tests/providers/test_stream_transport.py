@@ -16,18 +16,22 @@ from conversations.providers.base import (
     Finish,
     ProviderConfig,
     ProviderError,
+    ReasoningDelta,
     TextDelta,
+    ToolCallDelta,
     Turn,
     Usage,
 )
 from conversations.providers.transport import (
     error_for_status,
+    joined,
     parse_retry_after,
     read_head,
     retry_delay,
     stream_events,
 )
 from tests.ports import free_port
+from tests.upstream import chat_completion_stream
 
 KEY = "sk-test-SECRET-0123456789abcdef"
 REQUEST = ChatRequest(model="gpt-test", turns=(Turn("user", "Hi"),), system="Be brief.")
@@ -388,3 +392,30 @@ async def test_a_lone_surrogate_in_the_conversation_does_not_break_the_request(
     seen = upstream.requests[0]
     assert seen.headers["content-type"] == "application/json"
     assert seen.json()["messages"][0]["content"] == "bad \ud800 text, 日本"
+
+
+def test_one_reads_runs_of_text_and_of_reasoning_become_one_delta_each_in_order():
+    usage, finish = Usage(input_tokens=3), Finish("stop")
+    read = [
+        ReasoningDelta("Think"), ReasoningDelta("ing. "), TextDelta("Hel"), TextDelta("lo"),
+        usage, TextDelta(" there"), ToolCallDelta(0, "c1", "f"), TextDelta("!"), finish,
+    ]  # fmt: skip
+
+    assert joined(read) == [
+        ReasoningDelta("Thinking. "), TextDelta("Hello"), usage, TextDelta(" there"),
+        ToolCallDelta(0, "c1", "f"), TextDelta("!"), finish,
+    ]  # fmt: skip
+    assert joined([TextDelta("a")]) == [TextDelta("a")]
+    assert joined([]) == []
+
+
+async def test_the_tokens_one_read_brings_come_up_as_one_delta(upstream, http_client):
+    """50 events in one HTTP chunk, so in one read or a few: as many deltas, not 50."""
+    pieces = [f"t{n} " for n in range(50)]
+    upstream.reply(200, b"".join(chat_completion_stream(pieces)))
+
+    events = await collect(http_client, config_for(upstream))
+
+    texts = [e.text for e in events if isinstance(e, TextDelta)]
+    assert "".join(texts) == "".join(pieces)
+    assert len(texts) <= 3
