@@ -35,8 +35,12 @@ async def test_the_sender_may_change_its_event_after_sending():
 
     await layer.group_send("talk", {"type": "chat.messages_added", "ids": ids})
     ids.append(2)
+    frame = {"type": "chat.delta", "message_id": 7, "text": "Hel", "blocks_offset": 0}
+    await layer.group_send("talk", frame)  # flat: strings and numbers only
+    frame["text"] = "changed"
 
     assert (await layer.receive(channel))["ids"] == [1]
+    assert (await layer.receive(channel))["text"] == "Hel"
 
 
 async def test_a_full_member_misses_the_event_and_the_others_still_get_it():
