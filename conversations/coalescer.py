@@ -118,20 +118,19 @@ class DeltaCoalescer:
             self._reads_paced = False
             network.before_read.reset(token)
 
-    async def _before_read(self, unpolled: network.Unpolled) -> None:
+    async def _before_read(self) -> None:
         """Everything read so far has been added: publish it once its frame is due, then
         let the socket gather, unpolled, until the next frame is due (nothing could go out
         before)."""
         if self._text or self._reasoning:
-            await self._until_due(unpolled)
+            await self._until_due()
             await self.flush()
-        await self._until_due(unpolled)
+        await self._until_due()
 
-    async def _until_due(self, unpolled: network.Unpolled) -> None:
+    async def _until_due(self) -> None:
         due = self._last_flush + self._frame_interval()
         if due > time.monotonic():
-            with unpolled():
-                await asyncio.sleep(due - time.monotonic())
+            await asyncio.sleep(due - time.monotonic())
             pacer.late(time.monotonic() - due)
 
     def _frame_interval(self) -> float:

@@ -33,15 +33,13 @@ HIGH_WATER = 256 * 1024  # bytes buffered unread before the socket stops being r
 LOW_WATER = 64 * 1024
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended head start per address
 
-# Leaves a connection's socket unpolled for the length of a `with` block (see `unpolled`).
-Unpolled = Callable[[], contextlib.AbstractContextManager[None]]
 # Awaited by a read, in the reading task, before it takes bytes from the socket: by then the
 # layers above have handled everything read before. A streaming answer sets it to publish its
-# frame and sleep until the next one is due; tokens that arrive meanwhile wait and come up in
-# one read, so waking the task and climbing httpcore's and httpx's layers is paid once a
-# frame, not once a token. It is given the connection's `unpolled` for that sleep.
-before_read: contextvars.ContextVar[Callable[[Unpolled], Awaitable[None]] | None] = (
-    contextvars.ContextVar("before_read", default=None)
+# frame and sleep until the next one is due; tokens that arrive meanwhile wait, the socket
+# unpolled (`_Connection.unpolled`), and come up in one read, so waking the loop, the task
+# and httpcore's and httpx's layers is paid once a frame, not once a token.
+before_read: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "before_read", default=None
 )
 
 
@@ -149,9 +147,14 @@ class _Connection(asyncio.Protocol):
         Polled, every segment an upstream sends (a token, from most) wakes the loop for a
         callback and a recv() that only add the bytes to `received`: with 250 answers at 50
         tokens a second, a seventh of the worker's time, spent while their frames were not
-        yet due. A sleeping reader needs none of it. The kernel holds what comes meanwhile
+        yet due. A pacing reader needs none of it. The kernel holds what comes meanwhile
         (TCP slows the sender if it fills), and a connection the peer closed is noticed once
-        polled again."""
+        polled again.
+
+        It spans the whole of `before_read`, not only its sleep: polled while a frame was
+        published (a round trip to Redis), the socket let a token into `received`, the read
+        after the sleep took that one alone, and what the kernel held waited a whole frame
+        more, frame after frame (every token 45 ms later, in bench/scaleout)."""
         transport = self.transport
         if transport is None or self.reading_paused or self.lost:
             yield
@@ -193,7 +196,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         connection = self._connection
         pace = before_read.get()
         if pace is not None:
-            await pace(connection.unpolled)
+            with connection.unpolled():
+                await pace()
         if not connection.received and not connection.eof:
             await connection.wait_readable(timeout)
         return self._joiner.feed(connection.take(max_bytes))

@@ -8,9 +8,9 @@ this backend and on httpx's default one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import ipaddress
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -27,7 +27,6 @@ from conversations.providers.base import ChatRequest, ProviderConfig, TextDelta,
 from conversations.providers.network import (
     HIGH_WATER,
     AsyncioStream,
-    Unpolled,
     _Connection,
     before_read,
     upstream_client,
@@ -171,34 +170,6 @@ async def test_an_answer_streams_over_tls():
             assert stream.get_extra_info("ssl_object") is not None
 
 
-async def test_an_answer_paced_with_its_socket_unpolled_streams_whole_over_tls():
-    """TLS reads the socket below the connection: left unpolled, what the server sent
-    meanwhile waits (undecrypted or decrypted) and all of it comes up once polled again."""
-    server_tls, client_tls = self_signed()
-    texts = [f"t{n} " for n in range(30)]
-
-    async def handler(reader, writer):
-        await read_request(reader)
-        writer.write(HEAD)
-        for data in stream_chunks(*texts):
-            writer.write(chunk(data))
-            await writer.drain()
-            await asyncio.sleep(0.003)
-        writer.write(b"0\r\n\r\n")
-
-    async def pace(unpolled: Unpolled) -> None:
-        with unpolled():
-            await asyncio.sleep(0.03)
-
-    client = upstream_client(httpx.Limits(), verify=client_tls)
-    async with Server(handler, tls=server_tls) as server, client:
-        token = before_read.set(pace)
-        try:
-            assert await text_of(client, server.config("https")) == "".join(texts)
-        finally:
-            before_read.reset(token)
-
-
 async def test_an_untrusted_certificate_is_refused():
     server_tls, _ = self_signed()
 
@@ -301,10 +272,20 @@ async def test_unread_data_stops_the_socket_being_read_and_none_is_lost():
         assert received == blob
 
 
-@pytest.mark.parametrize("unpolled", [True, False], ids=["socket unpolled", "socket polled"])
-async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(
-    monkeypatch, unpolled
-):
+def count_arrivals(monkeypatch) -> list[int]:
+    """The sizes of what the event loop hands each connection, as it hands it."""
+    received: list[int] = []
+    data_received = _Connection.data_received
+
+    def counted(self: _Connection, data: bytes) -> None:
+        received.append(len(data))
+        data_received(self, data)
+
+    monkeypatch.setattr(_Connection, "data_received", counted)
+    return received
+
+
+async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(monkeypatch):
     texts = [f"t{n} " for n in range(20)]
 
     async def handler(reader, writer):
@@ -318,19 +299,11 @@ async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(
 
     paced: list[float] = []
 
-    async def pace(unpolled_socket: Unpolled) -> None:  # as a streaming answer: no read before
-        paced.append(time.monotonic())  # its next frame, the socket left alone meanwhile
-        with unpolled_socket() if unpolled else contextlib.nullcontext():
-            await asyncio.sleep(0.1)
+    async def pace() -> None:  # as a streaming answer does: no read before its next frame
+        paced.append(time.monotonic())
+        await asyncio.sleep(0.1)
 
-    received: list[int] = []
-    data_received = _Connection.data_received
-
-    def counted(self: _Connection, data: bytes) -> None:
-        received.append(len(data))
-        data_received(self, data)
-
-    monkeypatch.setattr(_Connection, "data_received", counted)
+    received = count_arrivals(monkeypatch)
     async with Server(handler) as server, upstream_client(httpx.Limits()) as client:
         token = before_read.set(pace)
         try:
@@ -341,10 +314,72 @@ async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(
         assert await text_of(client, server.config()) == "".join(texts)  # unset: not paced
     # 22 chunks over about 0.1 s: each read takes what the pause let gather, not one token.
     assert 1 <= len(paced) <= 8
-    if unpolled:  # they waited in the kernel: the loop was woken for them once a read
-        assert arrivals <= len(paced) + 2
-    else:  # the loop took each segment as it came
-        assert arrivals >= 15
+    # And they waited in the kernel, the socket unpolled: the loop was woken for them once a
+    # read, where it took each segment as it came when the reads were not paced.
+    assert arrivals <= len(paced) + 2
+    assert len(received) - arrivals >= 15
+
+
+async def test_what_came_while_a_frame_was_published_does_not_hold_back_the_rest():
+    """A pacing read publishes (an await, a Redis round trip), then sleeps. What arrives in
+    either comes up in the read that follows: none of it waits for the next frame."""
+    go = asyncio.Queue[None]()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(HEAD)
+        for data in stream_chunks("one ", "two ", "three ", "four "):
+            if re.search(rb'"content":"[a-z]', data):  # each word when the client's pace says
+                await go.get()
+            writer.write(chunk(data))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async def pace() -> None:
+        go.put_nowait(None)  # a token comes while the frame is published...
+        await asyncio.sleep(0.02)
+        go.put_nowait(None)  # ...and another while the next frame is waited for
+        await asyncio.sleep(0.02)
+
+    async with Server(handler) as server, upstream_client(httpx.Limits()) as client:
+        token = before_read.set(pace)
+        try:
+            url = f"http://127.0.0.1:{server.port}/v1/chat/completions"
+            async with client.stream("POST", url, content=b"{}") as response:
+                reads = [piece async for piece in response.aiter_raw()]
+        finally:
+            before_read.reset(token)
+    assert b'"one "' in reads[0] and b'"two "' in reads[0]  # both, in the first read
+    assert b'"three "' in reads[1] and b'"four "' in reads[1]
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+async def test_an_answer_paced_with_its_socket_unpolled_streams_whole(tls):
+    """Over TLS, reading happens below the connection: left unpolled, what the server sent
+    meanwhile waits (undecrypted or decrypted) and all of it comes up once polled again."""
+    server_tls, client_tls = self_signed() if tls else (None, None)
+    texts = [f"t{n} " for n in range(30)]
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(HEAD)
+        for data in stream_chunks(*texts):
+            writer.write(chunk(data))
+            await writer.drain()
+            await asyncio.sleep(0.003)
+        writer.write(b"0\r\n\r\n")
+
+    async def pace() -> None:
+        await asyncio.sleep(0.03)
+
+    client = upstream_client(httpx.Limits(), **({"verify": client_tls} if tls else {}))
+    async with Server(handler, tls=server_tls) as server, client:
+        token = before_read.set(pace)
+        try:
+            config = server.config("https" if tls else "http")
+            assert await text_of(client, config) == "".join(texts)
+        finally:
+            before_read.reset(token)
 
 
 async def test_a_large_request_body_waits_for_the_server_to_read_it():

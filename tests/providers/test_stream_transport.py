@@ -13,6 +13,7 @@ import pytest
 from conversations.providers import get_protocol
 from conversations.providers.base import (
     ChatRequest,
+    Event,
     Finish,
     ProviderConfig,
     ProviderError,
@@ -396,7 +397,7 @@ async def test_a_lone_surrogate_in_the_conversation_does_not_break_the_request(
 
 def test_one_reads_runs_of_text_and_of_reasoning_become_one_delta_each_in_order():
     usage, finish = Usage(input_tokens=3), Finish("stop")
-    read = [
+    read: list[Event] = [
         ReasoningDelta("Think"), ReasoningDelta("ing. "), TextDelta("Hel"), TextDelta("lo"),
         usage, TextDelta(" there"), ToolCallDelta(0, "c1", "f"), TextDelta("!"), finish,
     ]  # fmt: skip
