@@ -285,8 +285,8 @@ def count_arrivals(monkeypatch) -> list[int]:
     return received
 
 
-async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(monkeypatch):
-    texts = [f"t{n} " for n in range(20)]
+def tokens_every(seconds: float, texts: list[str]) -> Handler:
+    """A server answering with `texts` a token each `seconds`, each in its own segment."""
 
     async def handler(reader, writer):
         await read_request(reader)
@@ -294,8 +294,15 @@ async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(
         for data in stream_chunks(*texts):
             writer.write(chunk(data))
             await writer.drain()
-            await asyncio.sleep(0.005)  # a token every 5 ms, each in its own segment
+            await asyncio.sleep(seconds)
         writer.write(b"0\r\n\r\n")
+
+    return handler
+
+
+async def test_a_read_awaits_before_read_first_and_gets_all_that_came_meanwhile(monkeypatch):
+    texts = [f"t{n} " for n in range(20)]
+    handler = tokens_every(0.005, texts)
 
     paced: list[float] = []
 
@@ -359,15 +366,7 @@ async def test_an_answer_paced_with_its_socket_unpolled_streams_whole(tls):
     meanwhile waits (undecrypted or decrypted) and all of it comes up once polled again."""
     server_tls, client_tls = self_signed() if tls else (None, None)
     texts = [f"t{n} " for n in range(30)]
-
-    async def handler(reader, writer):
-        await read_request(reader)
-        writer.write(HEAD)
-        for data in stream_chunks(*texts):
-            writer.write(chunk(data))
-            await writer.drain()
-            await asyncio.sleep(0.003)
-        writer.write(b"0\r\n\r\n")
+    handler = tokens_every(0.003, texts)
 
     async def pace() -> None:
         await asyncio.sleep(0.03)
