@@ -120,8 +120,7 @@ class DeltaCoalescer:
 
     async def _before_read(self) -> None:
         """Everything read so far has been added: publish it once its frame is due, then
-        let the socket gather, unpolled, until the next frame is due (nothing could go out
-        before)."""
+        let the socket gather until the next frame is due (nothing could go out before)."""
         if self._text or self._reasoning:
             await self._until_due()
             await self.flush()

@@ -17,7 +17,7 @@ import contextlib
 import contextvars
 import math
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -35,9 +35,9 @@ HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended head start per address
 
 # Awaited by a read, in the reading task, before it takes bytes from the socket: by then the
 # layers above have handled everything read before. A streaming answer sets it to publish its
-# frame and sleep until the next one is due; tokens that arrive meanwhile wait, the socket
-# unpolled (`_Connection.unpolled`), and come up in one read, so waking the loop, the task
-# and httpcore's and httpx's layers is paid once a frame, not once a token.
+# frame and sleep until the next one is due; tokens that arrive meanwhile wait in the buffer
+# and come up in one read, so waking the task and climbing httpcore's and httpx's layers is
+# paid once a frame, not once a token.
 before_read: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
     "before_read", default=None
 )
@@ -139,33 +139,6 @@ class _Connection(asyncio.Protocol):
             self.timer.cancel()
             self.timer, self.timer_at = None, math.inf
 
-    @contextlib.contextmanager
-    def unpolled(self) -> Iterator[None]:
-        """The socket is left out of the event loop's polling in this block: what arrives
-        waits in the kernel, and is taken in one go once the block ends.
-
-        Polled, every segment an upstream sends (a token, from most) wakes the loop for a
-        callback and a recv() that only add the bytes to `received`: with 250 answers at 50
-        tokens a second, a seventh of the worker's time, spent while their frames were not
-        yet due. A pacing reader needs none of it. The kernel holds what comes meanwhile
-        (TCP slows the sender if it fills), and a connection the peer closed is noticed once
-        polled again.
-
-        It spans the whole of `before_read`, not only its sleep: polled while a frame was
-        published (a round trip to Redis), the socket let a token into `received`, the read
-        after the sleep took that one alone, and what the kernel held waited a whole frame
-        more, frame after frame (every token 45 ms later, in bench/scaleout)."""
-        transport = self.transport
-        if transport is None or self.reading_paused or self.lost:
-            yield
-            return
-        transport.pause_reading()
-        try:
-            yield
-        finally:
-            if not self.reading_paused:  # (only `take` pauses for the high-water mark)
-                transport.resume_reading()
-
     def take(self, max_bytes: int) -> bytes:
         received = self.received
         if not received:
@@ -196,8 +169,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         connection = self._connection
         pace = before_read.get()
         if pace is not None:
-            with connection.unpolled():
-                await pace()
+            await pace()
         if not connection.received and not connection.eof:
             await connection.wait_readable(timeout)
         return self._joiner.feed(connection.take(max_bytes))
